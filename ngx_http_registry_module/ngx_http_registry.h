@@ -1,0 +1,409 @@
+
+/*
+ * ngx_http_registry_module: an OCI distribution registry inside nginx.
+ * Types and functions shared by the files of the module.
+ */
+
+
+#ifndef _NGX_HTTP_REGISTRY_H_INCLUDED_
+#define _NGX_HTTP_REGISTRY_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <openssl/sha.h>
+#include <jansson.h>
+
+/*
+ * Chunked uploads keep the SHA256_CTX bytes between requests, which the
+ * OpenSSL 3 low-level API still allows but marks deprecated.
+ */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+
+#define NGX_HTTP_REGISTRY_DIGEST_LEN   71   /* "sha256:" + 64 hex */
+#define NGX_HTTP_REGISTRY_S3_MIN_PART  (5 * 1024 * 1024)
+#define NGX_HTTP_REGISTRY_S3_MAX_PARTS 10000
+
+
+typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
+
+
+/*
+ * Redis layout (R = <project>/<image>, D = sha256:<hex>):
+ *
+ *   blob:D                 hash: size, key (S3 object key), created
+ *   blob:D:links           set of R linking the blob (reverse index: a
+ *                          collector deletes blobs with no links, found
+ *                          through "blobs" without listing the bucket)
+ *   blobs                  set of every committed D
+ *   repo:R:blobs           set of D visible in R
+ *   image:D                hash: body (manifest bytes), type, size,
+ *                          artifactType, annotations (JSON), subject
+ *   repo:R:manifests       set of manifest D in R
+ *   repo:R:tags            hash: tag -> D
+ *   repo:R:tagnames        zset (score 0) of tags, for lexical paging
+ *   repo:R:referrers:D     set of manifest digests whose subject is D
+ *   repos                  zset (score 0) of repositories, the catalog
+ *   upload:ID              hash: repo, offset, sha (versioned
+ *                          SHA256_CTX), mpu (S3 multipart id), parts,
+ *                          busy; expires
+ *   upload:ID:etags        list of part ETags
+ *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
+ */
+
+/*
+ * A step of a request's state machine.  It runs when the operation it
+ * waited for has completed and returns NGX_DONE while another operation is
+ * pending, NGX_OK or an HTTP status when the response is complete or must
+ * be finalized, NGX_ERROR on failure.
+ */
+typedef ngx_int_t (*ngx_http_registry_step_pt)(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+
+
+typedef struct {
+    ngx_str_t                   endpoint;      /* http://host:port */
+    ngx_str_t                   host;          /* host[:port], signed */
+    ngx_str_t                   region;
+    ngx_str_t                   bucket;
+    ngx_str_t                   access_key;
+    ngx_str_t                   secret_key;
+    ngx_str_t                   location;      /* internal proxy_pass uri */
+    ngx_flag_t                  redirect;
+    time_t                      presign_expires;
+} ngx_http_registry_s3_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   redis;         /* as written */
+    ngx_addr_t                 *redis_addr;    /* NULL for unix socket */
+    ngx_str_t                   redis_host;    /* IP, null-terminated */
+    ngx_int_t                   redis_port;
+    ngx_str_t                   redis_unix;    /* path, null-terminated */
+    ngx_msec_t                  redis_timeout;
+
+    ngx_http_registry_s3_conf_t s3;
+
+    ngx_str_t                   auth_location; /* empty: auth off */
+    ngx_str_t                   auth_realm;
+    ngx_str_t                   auth_service;
+    ngx_shm_zone_t             *auth_zone;
+    time_t                      auth_valid;
+
+    time_t                      upload_expires;
+    ngx_uint_t                  history_depth;
+    ngx_uint_t                  events_maxlen;
+    ngx_array_t                *event_webhooks; /* of ngx_str_t */
+    ngx_flag_t                  events_pull;
+    ngx_str_t                   public_host;    /* for references */
+    ngx_flag_t                  enabled;        /* a registry location */
+} ngx_http_registry_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  handler;       /* which content handler */
+} ngx_http_registry_loc_conf_t;
+
+#define NGX_HTTP_REGISTRY_HANDLER_NONE        0
+#define NGX_HTTP_REGISTRY_HANDLER_REGISTRY    1
+#define NGX_HTTP_REGISTRY_HANDLER_HEALTH      2
+#define NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER  3
+
+
+/* what an S3 operation asks for */
+typedef struct {
+    ngx_str_t                   method;
+    ngx_str_t                   key;           /* object key, [A-Za-z0-9/_.-] */
+    ngx_str_t                   query;         /* canonical: sorted, encoded */
+    ngx_chain_t                *body;          /* memory or file buffers */
+    off_t                       body_len;
+    ngx_str_t                   payload_hash;  /* hex; empty: UNSIGNED */
+    ngx_str_t                   range;         /* "bytes=a-b" or empty */
+    unsigned                    stream:1;      /* body goes to the client */
+} ngx_http_registry_s3_op_t;
+
+
+/* what an S3 operation answered */
+typedef struct {
+    ngx_uint_t                  status;        /* 0: no answer (S3 down) */
+    ngx_str_t                   etag;
+    off_t                       content_length;
+    ngx_str_t                   body;          /* in memory, bounded */
+    ngx_str_t                   error_code;    /* <Code> of an error body */
+} ngx_http_registry_s3_result_t;
+
+
+/* called when the S3 response header of a streamed GET arrives */
+typedef ngx_int_t (*ngx_http_registry_s3_header_pt)(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_request_t *sr);
+
+
+enum {
+    NGX_HTTP_REGISTRY_ROUTE_NONE = 0,
+    NGX_HTTP_REGISTRY_ROUTE_BASE,
+    NGX_HTTP_REGISTRY_ROUTE_CATALOG,
+    NGX_HTTP_REGISTRY_ROUTE_TAGS,
+    NGX_HTTP_REGISTRY_ROUTE_MANIFEST,
+    NGX_HTTP_REGISTRY_ROUTE_BLOB,
+    NGX_HTTP_REGISTRY_ROUTE_UPLOADS,           /* POST .../blobs/uploads/ */
+    NGX_HTTP_REGISTRY_ROUTE_UPLOAD,            /* .../blobs/uploads/ID */
+    NGX_HTTP_REGISTRY_ROUTE_REFERRERS,
+    NGX_HTTP_REGISTRY_ROUTE_TOKEN,
+    NGX_HTTP_REGISTRY_ROUTE_API
+};
+
+
+enum {
+    NGX_HTTP_REGISTRY_ACTION_NONE = 0,
+    NGX_HTTP_REGISTRY_ACTION_PULL,
+    NGX_HTTP_REGISTRY_ACTION_PUSH,
+    NGX_HTTP_REGISTRY_ACTION_DELETE,
+    NGX_HTTP_REGISTRY_ACTION_LIST
+};
+
+
+struct ngx_http_registry_ctx_s {
+    ngx_http_registry_step_pt       next;
+
+    ngx_uint_t                      route;
+    ngx_str_t                       repo;       /* project/image */
+    ngx_str_t                       project;
+    ngx_str_t                       image;
+    ngx_str_t                       reference;  /* tag, digest or upload id */
+    ngx_uint_t                      action;
+    ngx_str_t                       user;       /* named by the authorizer */
+    ngx_str_t                       mount_from; /* ?from= of a mount */
+    void                           *auth;       /* auth.c's state */
+
+    /* a request the router refuses */
+    ngx_uint_t                      error_status;
+    const char                     *error_code;
+    const char                     *error_message;
+
+    /* the last Redis reply; valid only while the step runs */
+    redisReply                     *reply;
+
+    /* the last S3 answer */
+    ngx_http_request_t             *s3_sr;
+    ngx_http_registry_s3_result_t   s3;
+    ngx_http_registry_s3_header_pt  s3_header;
+    ngx_uint_t                      s3_retries;
+
+    /* uploads */
+    ngx_str_t                       upload_id;
+    off_t                           offset;
+    SHA256_CTX                      sha;
+    ngx_str_t                       digest;
+
+    void                           *data;       /* per-handler state */
+
+    off_t                           body_bytes;  /* seen by the filter */
+
+    unsigned                        auth_done:1;
+    unsigned                        mount_denied:1; /* no pull on from */
+    unsigned                        body_requested:1;
+    unsigned                        reading_body:1;
+    unsigned                        hash_body:1;
+};
+
+
+extern ngx_module_t  ngx_http_registry_module;
+
+
+/* module core */
+ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
+void ngx_http_registry_resume(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
+    const char *what);
+ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *json);
+ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
+    const char *fmt, ...);
+ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_uint_t n, ...);
+ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);
+ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
+    ngx_str_t *s);
+ngx_int_t ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, u_char *data, size_t len);
+ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+
+/*
+ * Authorization (auth.c): an access-phase handler for registry locations
+ * that asks the location named by "registry_auth" through a subrequest,
+ * with decisions cached in shared memory; the token endpoint; and the
+ * default Redis-backed authorizer ("registry_authorizer").
+ */
+char *ngx_http_registry_auth_location(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_registry_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_registry_auth_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_registry_authorizer_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_token_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+/* the catalog lists a repository only if this says 1 */
+ngx_uint_t ngx_http_registry_auth_may_list(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, u_char *name, size_t len);
+
+/* router: /v2/ and friends */
+ngx_int_t ngx_http_registry_route(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_parse(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_is_tag(ngx_str_t *s);
+ngx_int_t ngx_http_registry_is_repo(ngx_str_t *name);
+ngx_int_t ngx_http_registry_check_digest(ngx_str_t *s);
+ngx_int_t ngx_http_registry_digest_error(ngx_http_request_t *r,
+    ngx_str_t *digest);
+ngx_int_t ngx_http_registry_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value);
+
+/*
+ * Route handlers.  Each returns like a content handler: NGX_DONE while an
+ * operation is pending (ctx->next runs when it completes), else what
+ * ngx_http_finalize_request() takes.  A handler that reads the body calls
+ * ngx_http_registry_read_body() and returns what it returns.
+ */
+ngx_int_t ngx_http_registry_blob_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_uploads_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_manifest_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_tags_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+
+/*
+ * Reads the client body (to memory or nginx's temp file, hashing it on
+ * the way into ctx->sha when ctx->hash_body is set); then runs next.
+ */
+ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
+    size_t max);
+
+/*
+ * Redis: one connection per worker driven by nginx's event loop.
+ * ngx_http_registry_redis_command() queues a command for the request;
+ * when the reply (or a failure: reply NULL) arrives, it stores it in
+ * ctx->reply and calls ngx_http_registry_resume(r), then runs the posted
+ * requests of r's connection.  It returns NGX_ERROR at once when Redis
+ * is not connected.  A request finalized before its reply arrives is
+ * never touched again.
+ */
+ngx_int_t ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle);
+void ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
+    const char **argv, const size_t *argvlen);
+ngx_int_t ngx_http_registry_redis_commandf(ngx_http_request_t *r,
+    const char *format, ...);
+ngx_uint_t ngx_http_registry_redis_connected(void);
+
+/*
+ * The same, not tied to a request (background work): on NGX_OK, cb runs
+ * exactly once, later, with the reply or NULL (failure, worker exit);
+ * the reply is freed when cb returns.  A NULL cb ignores the reply.
+ */
+typedef void (*ngx_http_registry_redis_cb_pt)(redisReply *reply, void *data);
+
+ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * S3: signed subrequests into the internal proxy_pass location.
+ * ngx_http_registry_s3_request() starts the subrequest; when it is done
+ * the answer is in ctx->s3 and ctx->next runs in the parent request.
+ * With op->stream the response body is sent to the client: ctx->s3_header
+ * runs first with the S3 status and must send the client's header (or
+ * return an error, and the S3 body is dropped).
+ */
+ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
+ngx_int_t ngx_http_registry_s3_presign(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *url);
+ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
+
+/*
+ * Operation builders: they fill *op (keys, upload ids and bodies are
+ * referenced, not copied); queries and the CompleteMultipartUpload body
+ * come from r->pool.  A NULL key to op_head is HeadBucket.  ETags are
+ * kept unquoted in ctx->s3.etag and op_complete quotes them.
+ */
+ngx_int_t ngx_http_registry_s3_op_get(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *range,
+    ngx_uint_t stream);
+ngx_int_t ngx_http_registry_s3_op_head(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key);
+ngx_int_t ngx_http_registry_s3_op_delete(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key);
+ngx_int_t ngx_http_registry_s3_op_put(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_chain_t *body,
+    off_t len, ngx_str_t *sha256);
+ngx_int_t ngx_http_registry_s3_op_create_multipart(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key);
+ngx_int_t ngx_http_registry_s3_op_upload_part(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *upload_id,
+    ngx_uint_t part, ngx_chain_t *body, off_t len);
+typedef struct {
+    ngx_uint_t                  number;
+    ngx_str_t                   etag;          /* unquoted */
+} ngx_http_registry_s3_part_t;
+
+/* parts: of ngx_http_registry_s3_part_t, numbers ascending */
+ngx_int_t ngx_http_registry_s3_op_complete(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *upload_id,
+    ngx_array_t *parts);
+ngx_int_t ngx_http_registry_s3_op_abort(ngx_http_request_t *r,
+    ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *upload_id);
+
+/* the text of the first <tag>, entities decoded; NGX_DECLINED: none */
+ngx_int_t ngx_http_registry_s3_xml_value(ngx_pool_t *pool, ngx_str_t *xml,
+    const char *tag, ngx_str_t *value);
+
+/* SigV4, pure functions (sigv4.c) */
+typedef struct {
+    ngx_str_t                   method;
+    ngx_str_t                   uri;           /* encoded path */
+    ngx_str_t                   query;         /* canonical query */
+    ngx_str_t                   host;
+    ngx_str_t                   amz_date;      /* 20130524T000000Z */
+    ngx_str_t                   payload_hash;
+    ngx_str_t                   region;
+    ngx_str_t                   access_key;
+    ngx_str_t                   secret_key;
+    ngx_keyval_t               *headers;       /* extra, lowercase names */
+    ngx_uint_t                  nheaders;      /* sorted by name */
+} ngx_http_registry_sigv4_t;
+
+ngx_int_t ngx_http_registry_sigv4_sign(ngx_pool_t *pool,
+    ngx_http_registry_sigv4_t *sv, ngx_str_t *authorization,
+    ngx_str_t *signature);
+/* query-string auth (GET only): the whole query, X-Amz-Signature last */
+ngx_int_t ngx_http_registry_sigv4_presign(ngx_pool_t *pool,
+    ngx_http_registry_sigv4_t *sv, time_t expires, ngx_str_t *query);
+/* SigV4's URI encoding; dst NULL: only the length */
+size_t ngx_http_registry_sigv4_escape(u_char *dst, u_char *src, size_t len);
+
+
+#endif /* _NGX_HTTP_REGISTRY_H_INCLUDED_ */

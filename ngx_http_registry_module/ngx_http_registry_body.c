@@ -1,0 +1,156 @@
+
+/*
+ * Client bodies: read through nginx (memory, or its temp file when
+ * large), hashed while they arrive so nothing is read twice.
+ */
+
+
+#include "ngx_http_registry.h"
+
+
+static void ngx_http_registry_body_done(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
+
+
+ngx_int_t
+ngx_http_registry_read_body(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    ngx_int_t  rc;
+
+    ctx->next = next;
+    ctx->body_requested = 1;
+    ctx->reading_body = 1;
+    ctx->body_bytes = 0;
+
+    /* blobs may be large: let nginx spool them to its temp files */
+    r->request_body_in_file_only = 0;
+    r->request_body_in_single_buf = 0;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_registry_body_done);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->next = NULL;
+        return rc;
+    }
+
+    /* ngx_http_read_client_request_body() holds the request */
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_registry_body_done(ngx_http_request_t *r)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx->reading_body) {
+        ctx->reading_body = 0;
+        ngx_http_registry_resume(r);
+    }
+}
+
+
+/*
+ * The body as one string, at most max bytes (NGX_DECLINED if longer).
+ * Used for manifests and sub-part chunks only, which are small.
+ */
+
+ngx_int_t
+ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
+    size_t max)
+{
+    u_char       *p;
+    off_t         len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len > (off_t) max) {
+        return NGX_DECLINED;
+    }
+
+    out->len = len;
+    out->data = ngx_pnalloc(r->pool, len + 1);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = out->data;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    if (ctx != NULL && ctx->reading_body && r == r->main) {
+
+        for (cl = in; cl; cl = cl->next) {
+            b = cl->buf;
+
+            if (ngx_buf_in_memory(b)) {
+                if (ctx->hash_body) {
+                    SHA256_Update(&ctx->sha, b->pos, b->last - b->pos);
+                }
+
+                ctx->body_bytes += b->last - b->pos;
+            }
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+ngx_int_t
+ngx_http_registry_body_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_registry_body_filter;
+
+    return NGX_OK;
+}

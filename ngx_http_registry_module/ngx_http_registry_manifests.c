@@ -1,0 +1,1212 @@
+
+/*
+ * Manifests: PUT, GET, HEAD and DELETE of /v2/<name>/manifests/<ref>, and
+ * the referrers API.  Each operation is one EVAL of a Lua script, so the
+ * keys it reads or changes are seen and changed together, in one round
+ * trip.  Manifests are validated with jansson, then stored and served
+ * byte for byte.
+ */
+
+
+#include "ngx_http_registry.h"
+
+
+#define NGX_HTTP_REGISTRY_MANIFEST_MAX  (4 * 1024 * 1024)
+
+#define NGX_HTTP_REGISTRY_OCI_INDEX  "application/vnd.oci.image.index.v1+json"
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_uint_t                      index;     /* lists children manifests */
+} ngx_http_registry_media_type_t;
+
+
+typedef struct {
+    ngx_str_t                       media_type;
+    ngx_str_t                       digest;
+    off_t                           size;
+} ngx_http_registry_descriptor_t;
+
+
+/* a manifest being pushed, kept in ctx->data until the answer */
+typedef struct {
+    json_t                         *json;      /* freed with the pool */
+    ngx_str_t                       body;
+    ngx_str_t                       digest;    /* sha256 of body */
+    ngx_str_t                       tag;       /* empty: pushed by digest */
+    ngx_http_registry_media_type_t *type;
+    ngx_str_t                       artifact_type;
+    ngx_str_t                       annotations;   /* JSON text or empty */
+    ngx_str_t                       subject;       /* digest or empty */
+    ngx_http_registry_descriptor_t  config;        /* image manifests */
+    ngx_array_t                     refs;      /* layers, or manifests[] */
+} ngx_http_registry_manifest_t;
+
+
+static ngx_int_t ngx_http_registry_manifest_get(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag);
+static ngx_int_t ngx_http_registry_manifest_got(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_manifest_put(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag);
+static ngx_int_t ngx_http_registry_manifest_put_body(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_manifest_parse(ngx_http_request_t *r,
+    ngx_http_registry_manifest_t *m, const char **error);
+static const char *ngx_http_registry_manifest_type(ngx_http_request_t *r,
+    ngx_http_registry_manifest_t *m);
+static const char *ngx_http_registry_descriptor(json_t *json,
+    ngx_http_registry_descriptor_t *d);
+static ngx_int_t ngx_http_registry_manifest_store(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_manifest_stored(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_manifest_created(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_manifest_delete(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag);
+static ngx_int_t ngx_http_registry_manifest_deleted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_referrers_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static json_t *ngx_http_registry_referrer(redisReply *e);
+static ngx_int_t ngx_http_registry_manifest_eval(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t n,
+    ngx_str_t *args, ngx_http_registry_step_pt next);
+static ngx_int_t ngx_http_registry_manifest_redis_error(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_manifest_blob_unknown(
+    ngx_http_request_t *r, redisReply *digest);
+static ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
+static void ngx_http_registry_manifest_json_cleanup(void *data);
+
+
+static ngx_http_registry_media_type_t  ngx_http_registry_manifest_types[] = {
+    { ngx_string("application/vnd.docker.distribution.manifest.v2+json"),
+      0 },
+    { ngx_string("application/vnd.docker.distribution.manifest.list.v2+json"),
+      1 },
+    { ngx_string("application/vnd.oci.image.manifest.v1+json"), 0 },
+    { ngx_string(NGX_HTTP_REGISTRY_OCI_INDEX), 1 },
+    { ngx_null_string, 0 }
+};
+
+
+/*
+ * GET and HEAD.  ARGV: repository, reference, "t" (by tag) or "d" (by
+ * digest), the field sent after the type: "body" for GET, "size" for
+ * HEAD, which needs no body.  Returns {digest, type, body or size}, or
+ * nil when the repository does not hold the manifest.
+ */
+
+static const char  ngx_http_registry_manifest_get_lua[] =
+    "local d = ARGV[2]\n"
+    "if ARGV[3] == 't' then\n"
+    "    d = redis.call('HGET', 'repo:' .. ARGV[1] .. ':tags', d)\n"
+    "    if not d then return false end\n"
+    "elseif redis.call('SISMEMBER', 'repo:' .. ARGV[1] .. ':manifests', d)"
+    " == 0 then\n"
+    "    return false\n"
+    "end\n"
+    "local m = redis.call('HMGET', 'image:' .. d, 'type', ARGV[4])\n"
+    "if not m[1] or not m[2] then return false end\n"
+    "return {d, m[1], m[2]}\n";
+
+
+/*
+ * PUT.  ARGV: repository, digest, tag or "", body, type, size,
+ * artifactType, annotations, subject (each "" when absent), the set the
+ * references must be in ("blobs" or "manifests"), then the referenced
+ * digests.  Returns 1 when stored, or the first digest that the
+ * repository does not hold (and nothing is changed).
+ */
+
+static const char  ngx_http_registry_manifest_put_lua[] =
+    "local r, d, tag, subject = ARGV[1], ARGV[2], ARGV[3], ARGV[9]\n"
+    "local p = 'repo:' .. r .. ':'\n"
+    "for i = 11, #ARGV do\n"
+    "    if redis.call('SISMEMBER', p .. ARGV[10], ARGV[i]) == 0 then\n"
+    "        return ARGV[i]\n"
+    "    end\n"
+    "end\n"
+    "local k = 'image:' .. d\n"
+    "redis.call('HSET', k, 'body', ARGV[4], 'type', ARGV[5],"
+    " 'size', ARGV[6])\n"
+    "local opt = {'artifactType', 'annotations', 'subject'}\n"
+    "for i = 1, 3 do\n"
+    "    if ARGV[6 + i] ~= '' then\n"
+    "        redis.call('HSET', k, opt[i], ARGV[6 + i])\n"
+    "    end\n"
+    "end\n"
+    "redis.call('SADD', p .. 'manifests', d)\n"
+    "if tag ~= '' then\n"
+    "    redis.call('HSET', p .. 'tags', tag, d)\n"
+    "    redis.call('ZADD', p .. 'tagnames', 0, tag)\n"
+    "end\n"
+    "redis.call('ZADD', 'repos', 0, r)\n"
+    "if subject ~= '' then\n"
+    "    redis.call('SADD', p .. 'referrers:' .. subject, d)\n"
+    "end\n"
+    "return 1\n";
+
+
+/*
+ * DELETE by digest.  ARGV: repository, digest.  The manifest leaves the
+ * repository with every tag pointing to it and its entry in its
+ * subject's referrers; image:D stays for other repositories (and the
+ * collector).  Returns 1, or 0 when the repository does not hold it.
+ */
+
+static const char  ngx_http_registry_manifest_delete_lua[] =
+    "local p, d = 'repo:' .. ARGV[1] .. ':', ARGV[2]\n"
+    "if redis.call('SREM', p .. 'manifests', d) == 0 then return 0 end\n"
+    "local tags = redis.call('HGETALL', p .. 'tags')\n"
+    "for i = 1, #tags, 2 do\n"
+    "    if tags[i + 1] == d then\n"
+    "        redis.call('HDEL', p .. 'tags', tags[i])\n"
+    "        redis.call('ZREM', p .. 'tagnames', tags[i])\n"
+    "    end\n"
+    "end\n"
+    "local s = redis.call('HGET', 'image:' .. d, 'subject')\n"
+    "if s then redis.call('SREM', p .. 'referrers:' .. s, d) end\n"
+    "return 1\n";
+
+
+/* DELETE by tag.  ARGV: repository, tag.  Returns 1, or 0 if unknown. */
+
+static const char  ngx_http_registry_manifest_untag_lua[] =
+    "local p = 'repo:' .. ARGV[1] .. ':'\n"
+    "if redis.call('HDEL', p .. 'tags', ARGV[2]) == 0 then return 0 end\n"
+    "redis.call('ZREM', p .. 'tagnames', ARGV[2])\n"
+    "return 1\n";
+
+
+/*
+ * Referrers.  ARGV: repository, subject digest, artifactType filter or
+ * "".  Returns {digest, type, size, artifactType, annotations} for each
+ * manifest of the repository whose subject is the digest, by digest.
+ */
+
+static const char  ngx_http_registry_referrers_lua[] =
+    "local p = 'repo:' .. ARGV[1] .. ':'\n"
+    "local ds = redis.call('SMEMBERS', p .. 'referrers:' .. ARGV[2])\n"
+    "table.sort(ds)\n"
+    "local out = {}\n"
+    "for _, d in ipairs(ds) do\n"
+    "    local m = redis.call('HMGET', 'image:' .. d, 'type', 'size',\n"
+    "                         'artifactType', 'annotations')\n"
+    "    local at = m[3] or ''\n"
+    "    if m[1] and (ARGV[3] == '' or at == ARGV[3]) then\n"
+    "        out[#out + 1] = {d, m[1], m[2] or '0', at, m[4] or ''}\n"
+    "    end\n"
+    "end\n"
+    "return out\n";
+
+
+ngx_int_t
+ngx_http_registry_manifest_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_int_t   rc;
+    ngx_uint_t  by_tag;
+
+    /*
+     * A reference with a ":" can only be a digest.  A malformed one is
+     * 400 on every method: 404 would tell the client that a well-formed
+     * name was looked up and not found.
+     */
+
+    by_tag = (ngx_strlchr(ctx->reference.data,
+                          ctx->reference.data + ctx->reference.len, ':')
+              == NULL);
+
+    if (by_tag) {
+        if (!ngx_http_registry_is_tag(&ctx->reference)) {
+            return ngx_http_registry_manifest_reject(r,
+                       NGX_HTTP_BAD_REQUEST, "MANIFEST_INVALID",
+                       "invalid tag: must match "
+                       "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}");
+        }
+
+    } else if (ngx_http_registry_check_digest(&ctx->reference) != NGX_OK) {
+        if (r->method == NGX_HTTP_PUT) {
+            rc = ngx_http_discard_request_body(r);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
+        return ngx_http_registry_digest_error(r, &ctx->reference);
+    }
+
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+    case NGX_HTTP_HEAD:
+        return ngx_http_registry_manifest_get(r, ctx, by_tag);
+
+    case NGX_HTTP_PUT:
+        return ngx_http_registry_manifest_put(r, ctx, by_tag);
+
+    default: /* NGX_HTTP_DELETE, as the router allows no other */
+        return ngx_http_registry_manifest_delete(r, ctx, by_tag);
+    }
+}
+
+
+/*
+ * GET and HEAD: the hottest path of the registry.  One round trip, no
+ * JSON, and one copy of the body (the reply dies when the step returns).
+ */
+
+static ngx_int_t
+ngx_http_registry_manifest_get(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag)
+{
+    ngx_str_t  args[4];
+
+    args[0] = ctx->repo;
+    args[1] = ctx->reference;
+
+    if (by_tag) {
+        ngx_str_set(&args[2], "t");
+
+    } else {
+        ngx_str_set(&args[2], "d");
+    }
+
+    if (r->method == NGX_HTTP_HEAD) {
+        ngx_str_set(&args[3], "size");
+
+    } else {
+        ngx_str_set(&args[3], "body");
+    }
+
+    return ngx_http_registry_manifest_eval(r, ctx,
+                                           ngx_http_registry_manifest_get_lua,
+                                           4, args,
+                                           ngx_http_registry_manifest_got);
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_got(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char      *p;
+    off_t        size;
+    ngx_str_t    digest, type;
+    redisReply  *rp, **e;
+
+    rp = ctx->reply;
+
+    if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
+        return ngx_http_registry_manifest_redis_error(r, ctx);
+    }
+
+    if (rp->type == REDIS_REPLY_NIL) {
+        return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
+                                       "MANIFEST_UNKNOWN",
+                                       "manifest unknown to registry");
+    }
+
+    e = rp->element;
+
+    if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 3
+        || e[0]->type != REDIS_REPLY_STRING
+        || e[1]->type != REDIS_REPLY_STRING
+        || e[2]->type != REDIS_REPLY_STRING)
+    {
+        return ngx_http_registry_manifest_redis_error(r, ctx);
+    }
+
+    /* one allocation for the digest, the type and the body */
+
+    p = ngx_pnalloc(r->pool, e[0]->len + e[1]->len
+                             + (r->method == NGX_HTTP_HEAD ? 0 : e[2]->len));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    digest.data = p;
+    digest.len = e[0]->len;
+    p = ngx_cpymem(p, e[0]->str, e[0]->len);
+
+    type.data = p;
+    type.len = e[1]->len;
+    p = ngx_cpymem(p, e[1]->str, e[1]->len);
+
+    if (ngx_http_registry_add_header(r, "Docker-Content-Digest", &digest)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (r->method == NGX_HTTP_HEAD) {
+        size = ngx_atoof((u_char *) e[2]->str, e[2]->len);
+        if (size == NGX_ERROR) {
+            return ngx_http_registry_manifest_redis_error(r, ctx);
+        }
+
+        /* no data: ngx_http_registry_send() sends the header only */
+        return ngx_http_registry_send(r, NGX_HTTP_OK, &type, NULL,
+                                      (size_t) size);
+    }
+
+    ngx_memcpy(p, e[2]->str, e[2]->len);
+
+    return ngx_http_registry_send(r, NGX_HTTP_OK, &type, p, e[2]->len);
+}
+
+
+/* PUT: checks what can be checked before the body, then reads it */
+
+static ngx_int_t
+ngx_http_registry_manifest_put(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag)
+{
+    ngx_http_registry_manifest_t  *m;
+
+    if (r->headers_in.content_length_n > NGX_HTTP_REGISTRY_MANIFEST_MAX) {
+        return ngx_http_registry_manifest_reject(r,
+                   NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "SIZE_INVALID",
+                   "manifest is larger than 4 MiB");
+    }
+
+    m = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_manifest_t));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (by_tag) {
+        m->tag = ctx->reference;
+    }
+
+    ctx->data = m;
+
+    return ngx_http_registry_read_body(r, ctx,
+                                       ngx_http_registry_manifest_put_body);
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_put_body(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char                        *p;
+    ngx_int_t                      rc;
+    const char                    *error;
+    ngx_http_registry_manifest_t  *m;
+    u_char                         hash[SHA256_DIGEST_LENGTH];
+
+    m = ctx->data;
+
+    /* a chunked body has no Content-Length to reject it early */
+
+    rc = ngx_http_registry_body_bytes(r, &m->body,
+                                      NGX_HTTP_REGISTRY_MANIFEST_MAX);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_registry_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "SIZE_INVALID",
+                                       "manifest is larger than 4 MiB");
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_registry_manifest_parse(r, m, &error);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "MANIFEST_INVALID", error);
+    }
+
+    /* the digest names the exact bytes, whatever their JSON says */
+
+    SHA256(m->body.data, m->body.len, hash);
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_REGISTRY_DIGEST_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->digest.data = p;
+    p = ngx_cpymem(p, "sha256:", 7);
+    p = ngx_hex_dump(p, hash, SHA256_DIGEST_LENGTH);
+    m->digest.len = p - m->digest.data;
+
+    if (m->tag.len == 0
+        && (ctx->reference.len != m->digest.len
+            || ngx_strncmp(ctx->reference.data, m->digest.data,
+                           m->digest.len) != 0))
+    {
+        return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "DIGEST_INVALID",
+                                       "the manifest's digest does not "
+                                       "match the digest in the URL");
+    }
+
+    return ngx_http_registry_manifest_store(r, ctx);
+}
+
+
+/*
+ * Validates the manifest and extracts what is stored beside it.
+ * NGX_DECLINED with *error set when the manifest is invalid.
+ */
+
+static ngx_int_t
+ngx_http_registry_manifest_parse(ngx_http_request_t *r,
+    ngx_http_registry_manifest_t *m, const char **error)
+{
+    char                            *text;
+    size_t                           i, n;
+    json_t                          *json, *v, *list;
+    json_error_t                     err;
+    ngx_pool_cleanup_t              *cln;
+    ngx_http_registry_descriptor_t  *d, subject;
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    json = json_loadb((const char *) m->body.data, m->body.len,
+                      JSON_REJECT_DUPLICATES, &err);
+
+    if (json == NULL) {
+        *error = (json_error_code(&err) == json_error_duplicate_key)
+                 ? "manifest has a duplicate key"
+                 : "manifest is not valid JSON";
+        return NGX_DECLINED;
+    }
+
+    cln->handler = ngx_http_registry_manifest_json_cleanup;
+    cln->data = json;
+    m->json = json;
+
+    if (!json_is_object(json)) {
+        *error = "manifest is not a JSON object";
+        return NGX_DECLINED;
+    }
+
+    *error = ngx_http_registry_manifest_type(r, m);
+    if (*error) {
+        return NGX_DECLINED;
+    }
+
+    v = json_object_get(json, "schemaVersion");
+
+    if (!json_is_integer(v) || json_integer_value(v) != 2) {
+        *error = "manifest schemaVersion must be 2";
+        return NGX_DECLINED;
+    }
+
+    if (m->type->index) {
+        list = json_object_get(json, "manifests");
+
+        if (!json_is_array(list)) {
+            *error = "manifest list has no manifests array";
+            return NGX_DECLINED;
+        }
+
+    } else {
+        v = json_object_get(json, "config");
+
+        if (v == NULL) {
+            *error = "manifest has no config descriptor";
+            return NGX_DECLINED;
+        }
+
+        *error = ngx_http_registry_descriptor(v, &m->config);
+        if (*error) {
+            return NGX_DECLINED;
+        }
+
+        list = json_object_get(json, "layers");
+
+        if (!json_is_array(list)) {
+            *error = "manifest has no layers array";
+            return NGX_DECLINED;
+        }
+    }
+
+    n = json_array_size(list);
+
+    if (ngx_array_init(&m->refs, r->pool, n ? n : 1,
+                       sizeof(ngx_http_registry_descriptor_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        d = ngx_array_push(&m->refs);
+        if (d == NULL) {
+            return NGX_ERROR;
+        }
+
+        *error = ngx_http_registry_descriptor(json_array_get(list, i), d);
+        if (*error) {
+            return NGX_DECLINED;
+        }
+    }
+
+    v = json_object_get(json, "subject");
+
+    if (v != NULL) {
+        *error = ngx_http_registry_descriptor(v, &subject);
+        if (*error) {
+            *error = "manifest subject is not a valid descriptor";
+            return NGX_DECLINED;
+        }
+
+        m->subject = subject.digest;
+    }
+
+    /* what the referrers API lists the manifest as */
+
+    v = json_object_get(json, "artifactType");
+
+    if (v != NULL) {
+        if (!json_is_string(v)) {
+            *error = "manifest artifactType is not a string";
+            return NGX_DECLINED;
+        }
+
+        m->artifact_type.data = (u_char *) json_string_value(v);
+        m->artifact_type.len = json_string_length(v);
+
+    } else if (!m->type->index) {
+        m->artifact_type = m->config.media_type;
+    }
+
+    v = json_object_get(json, "annotations");
+
+    if (v != NULL) {
+        if (!json_is_object(v)) {
+            *error = "manifest annotations are not an object";
+            return NGX_DECLINED;
+        }
+
+        text = json_dumps(v, JSON_COMPACT);
+        if (text == NULL) {
+            return NGX_ERROR;
+        }
+
+        m->annotations.len = ngx_strlen(text);
+        m->annotations.data = ngx_pnalloc(r->pool, m->annotations.len);
+        if (m->annotations.data == NULL) {
+            free(text);
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(m->annotations.data, text, m->annotations.len);
+        free(text);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The media type: the Content-Type header's, else the body's mediaType;
+ * when both are given they must agree.  Returns an error message or NULL.
+ */
+
+static const char *
+ngx_http_registry_manifest_type(ngx_http_request_t *r,
+    ngx_http_registry_manifest_t *m)
+{
+    u_char                          *p, *last;
+    json_t                          *v;
+    ngx_str_t                        header, body, *type;
+    ngx_http_registry_media_type_t  *t;
+
+    static const char  schema1[] =
+        "application/vnd.docker.distribution.manifest.v1";
+
+    ngx_str_null(&header);
+    ngx_str_null(&body);
+
+    if (r->headers_in.content_type) {
+        /* parameters such as "; charset=utf-8" do not name the type */
+
+        header = r->headers_in.content_type->value;
+        last = header.data + header.len;
+
+        p = ngx_strlchr(header.data, last, ';');
+        if (p != NULL) {
+            header.len = p - header.data;
+        }
+
+        while (header.len && header.data[header.len - 1] == ' ') {
+            header.len--;
+        }
+    }
+
+    v = json_object_get(m->json, "mediaType");
+
+    if (v != NULL) {
+        if (!json_is_string(v)) {
+            return "manifest mediaType is not a string";
+        }
+
+        body.data = (u_char *) json_string_value(v);
+        body.len = json_string_length(v);
+    }
+
+    if (header.len && body.len
+        && (header.len != body.len
+            || ngx_strncasecmp(header.data, body.data, body.len) != 0))
+    {
+        return "Content-Type does not match the manifest's mediaType";
+    }
+
+    type = header.len ? &header : &body;
+
+    if (type->len == 0) {
+        v = json_object_get(m->json, "schemaVersion");
+
+        if (json_is_integer(v) && json_integer_value(v) == 1) {
+            return "schema 1 manifests are not supported";
+        }
+
+        return "manifest media type is missing: neither Content-Type nor "
+               "mediaType names it";
+    }
+
+    for (t = ngx_http_registry_manifest_types; t->name.len; t++) {
+        if (type->len == t->name.len
+            && ngx_strncasecmp(type->data, t->name.data, t->name.len) == 0)
+        {
+            m->type = t;
+            return NULL;
+        }
+    }
+
+    if (type->len >= sizeof(schema1) - 1
+        && ngx_strncasecmp(type->data, (u_char *) schema1,
+                           sizeof(schema1) - 1) == 0)
+    {
+        return "schema 1 manifests are not supported";
+    }
+
+    return "unsupported manifest media type";
+}
+
+
+/* a descriptor: sha256 digest, size, optional mediaType; error or NULL */
+
+static const char *
+ngx_http_registry_descriptor(json_t *json, ngx_http_registry_descriptor_t *d)
+{
+    json_t  *v;
+
+    if (!json_is_object(json)) {
+        return "a descriptor is not an object";
+    }
+
+    ngx_str_null(&d->media_type);
+
+    v = json_object_get(json, "mediaType");
+
+    if (v != NULL) {
+        if (!json_is_string(v)) {
+            return "a descriptor mediaType is not a string";
+        }
+
+        d->media_type.data = (u_char *) json_string_value(v);
+        d->media_type.len = json_string_length(v);
+    }
+
+    v = json_object_get(json, "digest");
+
+    if (!json_is_string(v)) {
+        return "a descriptor has no digest";
+    }
+
+    d->digest.data = (u_char *) json_string_value(v);
+    d->digest.len = json_string_length(v);
+
+    if (ngx_http_registry_check_digest(&d->digest) != NGX_OK) {
+        return "a descriptor digest is not a valid sha256 digest";
+    }
+
+    v = json_object_get(json, "size");
+
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return "a descriptor size is not a non-negative integer";
+    }
+
+    d->size = (off_t) json_integer_value(v);
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_store(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char                          *p;
+    ngx_str_t                       *args;
+    ngx_uint_t                       n, i;
+    ngx_http_registry_manifest_t    *m;
+    ngx_http_registry_descriptor_t  *d;
+
+    m = ctx->data;
+
+    n = 10 + m->refs.nelts + (m->type->index ? 0 : 1);
+
+    args = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
+    if (args == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_OFF_T_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    args[0] = ctx->repo;
+    args[1] = m->digest;
+    args[2] = m->tag;
+    args[3] = m->body;
+    args[4] = m->type->name;
+    args[5].data = p;
+    args[5].len = ngx_sprintf(p, "%uz", m->body.len) - p;
+    args[6] = m->artifact_type;
+    args[7] = m->annotations;
+    args[8] = m->subject;
+
+    i = 10;
+
+    if (m->type->index) {
+        ngx_str_set(&args[9], "manifests");
+
+    } else {
+        ngx_str_set(&args[9], "blobs");
+        args[i++] = m->config.digest;
+    }
+
+    d = m->refs.elts;
+
+    for (n = 0; n < m->refs.nelts; n++) {
+        args[i++] = d[n].digest;
+    }
+
+    return ngx_http_registry_manifest_eval(r, ctx,
+                                           ngx_http_registry_manifest_put_lua,
+                                           i, args,
+                                           ngx_http_registry_manifest_stored);
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_stored(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply  *rp;
+
+    rp = ctx->reply;
+
+    if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
+        return ngx_http_registry_manifest_redis_error(r, ctx);
+    }
+
+    if (rp->type == REDIS_REPLY_STRING) {
+        return ngx_http_registry_manifest_blob_unknown(r, rp);
+    }
+
+    if (rp->type != REDIS_REPLY_INTEGER || rp->integer != 1) {
+        return ngx_http_registry_manifest_redis_error(r, ctx);
+    }
+
+    /*
+     * Stored.  What else a push does (image streams, events) runs here,
+     * as steps reading ctx->data, the last of them ending in
+     * ngx_http_registry_manifest_created().
+     */
+
+    return ngx_http_registry_manifest_created(r, ctx);
+}
+
+
+/* 201 for a stored manifest; a step, so it may follow an operation */
+
+static ngx_int_t
+ngx_http_registry_manifest_created(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char                        *p;
+    ngx_str_t                      location;
+    ngx_http_registry_manifest_t  *m;
+
+    m = ctx->data;
+
+    location.len = sizeof("/v2//manifests/") - 1 + ctx->repo.len
+                   + m->digest.len;
+
+    p = ngx_pnalloc(r->pool, location.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    location.data = p;
+    p = ngx_cpymem(p, "/v2/", 4);
+    p = ngx_cpymem(p, ctx->repo.data, ctx->repo.len);
+    p = ngx_cpymem(p, "/manifests/", 11);
+    ngx_memcpy(p, m->digest.data, m->digest.len);
+
+    if (ngx_http_registry_add_header(r, "Location", &location) != NGX_OK
+        || ngx_http_registry_add_header(r, "Docker-Content-Digest",
+                                        &m->digest)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (m->subject.len
+        && ngx_http_registry_add_header(r, "OCI-Subject", &m->subject)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_send(r, NGX_HTTP_CREATED, NULL, NULL, 0);
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_delete(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag)
+{
+    ngx_str_t  args[2];
+
+    args[0] = ctx->repo;
+    args[1] = ctx->reference;
+
+    return ngx_http_registry_manifest_eval(r, ctx,
+               by_tag ? ngx_http_registry_manifest_untag_lua
+                      : ngx_http_registry_manifest_delete_lua,
+               2, args, ngx_http_registry_manifest_deleted);
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_deleted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply  *rp;
+
+    rp = ctx->reply;
+
+    if (rp == NULL || rp->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_manifest_redis_error(r, ctx);
+    }
+
+    if (rp->integer == 0) {
+        return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
+                                       "MANIFEST_UNKNOWN",
+                                       "manifest unknown to registry");
+    }
+
+    return ngx_http_registry_send(r, NGX_HTTP_ACCEPTED, NULL, NULL, 0);
+}
+
+
+/* GET /v2/<name>/referrers/<digest>[?artifactType=T] */
+
+ngx_int_t
+ngx_http_registry_referrers_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_int_t   rc;
+    ngx_str_t   args[3];
+
+    if (ngx_http_registry_check_digest(&ctx->reference) != NGX_OK) {
+        return ngx_http_registry_digest_error(r, &ctx->reference);
+    }
+
+    args[0] = ctx->repo;
+    args[1] = ctx->reference;
+
+    rc = ngx_http_registry_arg(r, "artifactType", &args[2]);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_str_null(&args[2]);
+    }
+
+    /* the filter is what the answer says it applied */
+
+    ctx->data = ngx_palloc(r->pool, sizeof(ngx_str_t));
+    if (ctx->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    *(ngx_str_t *) ctx->data = args[2];
+
+    return ngx_http_registry_manifest_eval(r, ctx,
+                                           ngx_http_registry_referrers_lua,
+                                           3, args,
+                                           ngx_http_registry_referrers_done);
+}
+
+
+static ngx_int_t
+ngx_http_registry_referrers_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    char        *text;
+    size_t       i, len;
+    u_char      *p;
+    json_t      *index, *list, *desc;
+    ngx_str_t   *filter;
+    redisReply  *rp;
+
+    static ngx_str_t  type = ngx_string(NGX_HTTP_REGISTRY_OCI_INDEX);
+    static ngx_str_t  applied = ngx_string("artifactType");
+
+    rp = ctx->reply;
+
+    if (rp == NULL || rp->type != REDIS_REPLY_ARRAY) {
+        return ngx_http_registry_manifest_redis_error(r, ctx);
+    }
+
+    list = json_array();
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    index = json_pack("{s:i,s:s,s:o}", "schemaVersion", 2,
+                      "mediaType", NGX_HTTP_REGISTRY_OCI_INDEX,
+                      "manifests", list);
+    if (index == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < rp->elements; i++) {
+        desc = ngx_http_registry_referrer(rp->element[i]);
+
+        if (desc == NULL || json_array_append_new(list, desc) != 0) {
+            json_decref(index);
+            return NGX_ERROR;
+        }
+    }
+
+    text = json_dumps(index, JSON_COMPACT);
+    json_decref(index);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(text);
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, text, len);
+    free(text);
+
+    filter = ctx->data;
+
+    if (filter->len
+        && ngx_http_registry_add_header(r, "OCI-Filters-Applied", &applied)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_send(r, NGX_HTTP_OK, &type, p, len);
+}
+
+
+/* {digest, type, size, artifactType, annotations} to a descriptor */
+
+static json_t *
+ngx_http_registry_referrer(redisReply *e)
+{
+    size_t   i;
+    off_t    size;
+    json_t  *desc, *v;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 5) {
+        return NULL;
+    }
+
+    for (i = 0; i < 5; i++) {
+        if (e->element[i]->type != REDIS_REPLY_STRING) {
+            return NULL;
+        }
+    }
+
+    size = ngx_atoof((u_char *) e->element[2]->str, e->element[2]->len);
+    if (size == NGX_ERROR) {
+        return NULL;
+    }
+
+    desc = json_object();
+    if (desc == NULL) {
+        return NULL;
+    }
+
+    if (json_object_set_new(desc, "mediaType",
+                            json_stringn(e->element[1]->str,
+                                         e->element[1]->len))
+        != 0
+        || json_object_set_new(desc, "digest",
+                               json_stringn(e->element[0]->str,
+                                            e->element[0]->len))
+           != 0
+        || json_object_set_new(desc, "size", json_integer(size)) != 0)
+    {
+        goto failed;
+    }
+
+    if (e->element[3]->len
+        && json_object_set_new(desc, "artifactType",
+                               json_stringn(e->element[3]->str,
+                                            e->element[3]->len))
+           != 0)
+    {
+        goto failed;
+    }
+
+    if (e->element[4]->len) {
+        /* stored by the PUT as JSON text of an object */
+
+        v = json_loadb(e->element[4]->str, e->element[4]->len, 0, NULL);
+
+        if (v != NULL && json_object_set_new(desc, "annotations", v) != 0) {
+            goto failed;
+        }
+    }
+
+    return desc;
+
+failed:
+
+    json_decref(desc);
+    return NULL;
+}
+
+
+/*
+ * EVAL script 0 args..., and ctx->next = next.  Returns what the handler
+ * returns: NGX_DONE while the reply is awaited.
+ */
+
+static ngx_int_t
+ngx_http_registry_manifest_eval(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t n,
+    ngx_str_t *args, ngx_http_registry_step_pt next)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        /* hiredis copies len bytes from data: never from NULL */
+        if (args[i].data == NULL) {
+            ngx_str_set(&args[i], "");
+        }
+    }
+
+    ctx->next = next;
+
+    if (ngx_http_registry_eval(r, script, 0, args, n) != NGX_OK) {
+        ctx->next = NULL;
+        return ngx_http_registry_unavailable(r, "redis: not connected");
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_registry_manifest_redis_error(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    if (ctx->reply == NULL) {
+        return ngx_http_registry_unavailable(r, "redis: no answer");
+    }
+
+    if (ctx->reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: redis error: %*s",
+                      ctx->reply->len, ctx->reply->str);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: unexpected redis reply type %d",
+                      ctx->reply->type);
+    }
+
+    return ngx_http_registry_unavailable(r, "redis: error");
+}
+
+
+/* 400 MANIFEST_BLOB_UNKNOWN naming the digest in "detail" */
+
+static ngx_int_t
+ngx_http_registry_manifest_blob_unknown(ngx_http_request_t *r,
+    redisReply *digest)
+{
+    json_t  *body;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "registry: 400 MANIFEST_BLOB_UNKNOWN: %*s",
+                  digest->len, digest->str);
+
+    body = json_pack("{s:[{s:s,s:s,s:s%}]}", "errors",
+                     "code", "MANIFEST_BLOB_UNKNOWN",
+                     "message", "a manifest references a blob or manifest "
+                                "unknown to the repository",
+                     "detail", digest->str, (size_t) digest->len);
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_send_json(r, NGX_HTTP_BAD_REQUEST, body);
+}
+
+
+/* an error before a PUT's body is read: the body is discarded first */
+
+static ngx_int_t
+ngx_http_registry_manifest_reject(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_int_t  rc;
+
+    if (r->method == NGX_HTTP_PUT) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return ngx_http_registry_error(r, status, code, message);
+}
+
+
+static void
+ngx_http_registry_manifest_json_cleanup(void *data)
+{
+    json_decref(data);
+}

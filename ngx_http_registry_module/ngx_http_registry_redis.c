@@ -1,0 +1,1051 @@
+
+/*
+ * ngx_http_registry_module: the worker's Redis connection.
+ *
+ * One hiredis 0.14 asynchronous connection per worker, driven by nginx's
+ * event loop through the adapter below: the hiredis socket is wrapped in
+ * an ngx_connection_t whose read and write handlers call
+ * redisAsyncHandleRead() and redisAsyncHandleWrite().  Timeouts and
+ * reconnects run on nginx timers.  Nothing here blocks: the connect is
+ * non-blocking and the address is an IP or a unix socket path, never a
+ * name to resolve.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_http_registry.h"
+
+
+#define NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN  100
+#define NGX_HTTP_REGISTRY_REDIS_BACKOFF_MAX  5000
+#define NGX_HTTP_REGISTRY_REDIS_TIMEOUT      5000
+
+
+/*
+ * A command in flight: hiredis's privdata.  It is allocated with
+ * ngx_alloc() rather than from the request pool because it must outlive
+ * a request finalized before the reply arrives.  hiredis calls the reply
+ * callback exactly once for every command it accepted (with a NULL reply
+ * when the connection goes away), and that callback is the only place
+ * that frees the record.  The request pool cleanup merely detaches the
+ * request, so whichever of the two runs first, the record is freed once.
+ */
+
+typedef struct {
+    ngx_queue_t                      queue;     /* oldest first */
+    ngx_msec_t                       start;
+
+    ngx_http_request_t              *request;   /* NULL once r is freed */
+    ngx_pool_cleanup_t              *cleanup;   /* valid while request */
+
+    ngx_http_registry_redis_cb_pt    handler;   /* calls not tied to r */
+    void                            *data;
+} ngx_http_registry_redis_cmd_t;
+
+
+typedef struct {
+    redisAsyncContext               *ac;        /* NULL: disconnected */
+
+    ngx_queue_t                      pending;   /* of commands in flight */
+
+    ngx_event_t                      timer;     /* connect, command */
+    ngx_event_t                      reconnect;
+    ngx_event_t                      fail;      /* posted by the hooks */
+
+    ngx_msec_t                       timeout;
+    ngx_msec_t                       backoff;
+
+    ngx_str_t                        name;      /* for the log */
+    char                            *host;
+    int                              port;
+    char                            *path;      /* unix socket */
+
+    ngx_log_t                       *log;
+
+    unsigned                         configured:1;
+    unsigned                         connected:1;
+    unsigned                         failed:1;  /* the loss was logged */
+    unsigned                         broken:1;  /* an event call failed */
+    unsigned                         exiting:1;
+} ngx_http_registry_redis_t;
+
+
+static void ngx_http_registry_redis_connect(void);
+static void ngx_http_registry_redis_connect_handler(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_ping_handler(redisAsyncContext *ac,
+    void *reply, void *data);
+static void ngx_http_registry_redis_disconnect_handler(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_lost(const char *what,
+    const char *detail);
+static void ngx_http_registry_redis_drop(const char *what);
+static void ngx_http_registry_redis_timer_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_reconnect_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_fail_handler(ngx_event_t *ev);
+
+static void ngx_http_registry_redis_read_handler(ngx_event_t *rev);
+static void ngx_http_registry_redis_write_handler(ngx_event_t *wev);
+static void ngx_http_registry_redis_add_read(void *data);
+static void ngx_http_registry_redis_del_read(void *data);
+static void ngx_http_registry_redis_add_write(void *data);
+static void ngx_http_registry_redis_del_write(void *data);
+static void ngx_http_registry_redis_add_event(ngx_event_t *ev,
+    ngx_int_t event);
+static void ngx_http_registry_redis_del_event(ngx_event_t *ev,
+    ngx_int_t event);
+static void ngx_http_registry_redis_cleanup(void *data);
+
+static ngx_http_registry_redis_cmd_t *ngx_http_registry_redis_cmd_create(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_redis_cmd_queued(
+    ngx_http_registry_redis_cmd_t *cmd, int rc);
+static void ngx_http_registry_redis_cmd_cleanup(void *data);
+static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
+    void *reply, void *data);
+
+
+static ngx_http_registry_redis_t  ngx_http_registry_redis_state;
+
+
+ngx_int_t
+ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
+{
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    rs = &ngx_http_registry_redis_state;
+
+    ngx_memzero(rs, sizeof(ngx_http_registry_redis_t));
+    ngx_queue_init(&rs->pending);
+
+    /* the cache manager and loader have no use for Redis */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_registry_module);
+    if (mcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (mcf->redis_addr != NULL && mcf->redis_host.len) {
+        rs->host = (char *) mcf->redis_host.data;
+        rs->port = (int) mcf->redis_port;
+
+    } else if (mcf->redis_unix.len) {
+        rs->path = (char *) mcf->redis_unix.data;
+
+    } else {
+        return NGX_OK;
+    }
+
+    rs->configured = 1;
+    rs->name = mcf->redis;
+    rs->log = cycle->log;
+
+    rs->timeout = mcf->redis_timeout;
+    if (rs->timeout == 0 || rs->timeout == NGX_CONF_UNSET_MSEC) {
+        rs->timeout = NGX_HTTP_REGISTRY_REDIS_TIMEOUT;
+    }
+
+    rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
+
+    rs->timer.handler = ngx_http_registry_redis_timer_handler;
+    rs->timer.data = rs;
+    rs->timer.log = cycle->log;
+
+    /* waiting to reconnect must not hold back a graceful shutdown */
+
+    rs->reconnect.handler = ngx_http_registry_redis_reconnect_handler;
+    rs->reconnect.data = rs;
+    rs->reconnect.log = cycle->log;
+    rs->reconnect.cancelable = 1;
+
+    rs->fail.handler = ngx_http_registry_redis_fail_handler;
+    rs->fail.data = rs;
+    rs->fail.log = cycle->log;
+
+    ngx_http_registry_redis_connect();
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
+{
+    ngx_queue_t                    *q;
+    redisAsyncContext              *ac;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_cmd_t  *cmd;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (!rs->configured) {
+        return;
+    }
+
+    rs->exiting = 1;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    if (rs->reconnect.timer_set) {
+        ngx_del_timer(&rs->reconnect);
+    }
+
+    if (rs->fail.posted) {
+        ngx_delete_posted_event(&rs->fail);
+    }
+
+    /*
+     * The requests still waiting are abandoned by the exiting worker
+     * (a graceful shutdown waits for them: the command timer is not
+     * cancelable): they must not be resumed from the callbacks that
+     * redisAsyncFree() is about to run.
+     */
+
+    for (q = ngx_queue_head(&rs->pending);
+         q != ngx_queue_sentinel(&rs->pending);
+         q = ngx_queue_next(q))
+    {
+        cmd = ngx_queue_data(q, ngx_http_registry_redis_cmd_t, queue);
+
+        if (cmd->request) {
+            cmd->cleanup->handler = NULL;
+            cmd->request = NULL;
+        }
+    }
+
+    ac = rs->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    rs->ac = NULL;
+    rs->connected = 0;
+
+    /* frees the pending commands and, via the cleanup hook, the connection */
+
+    redisAsyncFree(ac);
+}
+
+
+/*
+ * Commands are taken while connected, and also during the first connect
+ * of a worker (hiredis buffers them): a worker just started or reloaded
+ * must not answer 503 for its first moments.  After a loss they fail at
+ * once until Redis answers again.
+ */
+
+static ngx_uint_t
+ngx_http_registry_redis_accepting(ngx_http_registry_redis_t *rs)
+{
+    return rs->connected
+           || (rs->ac != NULL && !rs->failed && !rs->broken
+               && !rs->exiting);
+}
+
+
+ngx_uint_t
+ngx_http_registry_redis_connected(void)
+{
+    return ngx_http_registry_redis_state.connected;
+}
+
+
+ngx_int_t
+ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int                             rc;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_cmd_t  *cmd;
+#if (NGX_DEBUG)
+    size_t                          len;
+#endif
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (argc < 1) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_DEBUG)
+    len = argvlen ? argvlen[0] : ngx_strlen(argv[0]);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "registry redis command \"%*s\", argc:%d",
+                   len, argv[0], argc);
+#endif
+
+    if (!ngx_http_registry_redis_accepting(rs)) {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_http_registry_redis_cmd_create(r);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = redisAsyncCommandArgv(rs->ac, ngx_http_registry_redis_reply, cmd,
+                               argc, argv, argvlen);
+
+    return ngx_http_registry_redis_cmd_queued(cmd, rc);
+}
+
+
+ngx_int_t
+ngx_http_registry_redis_commandf(ngx_http_request_t *r, const char *format,
+    ...)
+{
+    int                             rc;
+    va_list                         args;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_cmd_t  *cmd;
+
+    rs = &ngx_http_registry_redis_state;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "registry redis command \"%s\"", format);
+
+    if (!ngx_http_registry_redis_accepting(rs)) {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_http_registry_redis_cmd_create(r);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    va_start(args, format);
+    rc = redisvAsyncCommand(rs->ac, ngx_http_registry_redis_reply, cmd,
+                            format, args);
+    va_end(args);
+
+    return ngx_http_registry_redis_cmd_queued(cmd, rc);
+}
+
+
+ngx_int_t
+ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    int                             rc;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_cmd_t  *cmd;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (!ngx_http_registry_redis_accepting(rs)) {
+        return NGX_ERROR;
+    }
+
+    cmd = ngx_alloc(sizeof(ngx_http_registry_redis_cmd_t), rs->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->request = NULL;
+    cmd->cleanup = NULL;
+    cmd->handler = handler;
+    cmd->data = data;
+
+    rc = redisAsyncCommandArgv(rs->ac, ngx_http_registry_redis_reply, cmd,
+                               argc, argv, argvlen);
+
+    return ngx_http_registry_redis_cmd_queued(cmd, rc);
+}
+
+
+/*
+ * The pool cleanup is registered before the command is handed to hiredis:
+ * once hiredis has it, it cannot be taken back, so nothing may fail after.
+ */
+
+static ngx_http_registry_redis_cmd_t *
+ngx_http_registry_redis_cmd_create(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_registry_ctx_t        *ctx;
+    ngx_http_registry_redis_cmd_t  *cmd;
+
+    /* the reply is delivered in the module's ctx: without it r would hang */
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    if (ctx == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "registry redis command without module context");
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cmd = ngx_alloc(sizeof(ngx_http_registry_redis_cmd_t), r->connection->log);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    cmd->request = r;
+    cmd->cleanup = cln;
+    cmd->handler = NULL;
+    cmd->data = NULL;
+
+    cln->handler = ngx_http_registry_redis_cmd_cleanup;
+    cln->data = cmd;
+
+    return cmd;
+}
+
+
+static ngx_int_t
+ngx_http_registry_redis_cmd_queued(ngx_http_registry_redis_cmd_t *cmd,
+    int rc)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (rc != REDIS_OK) {
+
+        /* hiredis did not take the command: its callback will never run */
+
+        if (cmd->request) {
+            cmd->cleanup->handler = NULL;
+        }
+
+        ngx_free(cmd);
+
+        return NGX_ERROR;
+    }
+
+    cmd->start = ngx_current_msec;
+    ngx_queue_insert_tail(&rs->pending, &cmd->queue);
+
+    /*
+     * Armed for the oldest command only; on expiry the handler moves it
+     * on to the next one.  It is not cancelable: a graceful shutdown
+     * waits for the replies (or for the timeout) of the requests in
+     * flight.
+     */
+
+    if (!rs->timer.timer_set) {
+        rs->timer.cancelable = 0;
+        ngx_add_timer(&rs->timer, rs->timeout);
+    }
+
+    return NGX_OK;
+}
+
+
+/* r's pool is being destroyed: r must not be touched again */
+
+static void
+ngx_http_registry_redis_cmd_cleanup(void *data)
+{
+    ngx_http_registry_redis_cmd_t  *cmd = data;
+
+    cmd->request = NULL;
+}
+
+
+static void
+ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+    ngx_http_registry_redis_cmd_t  *cmd = data;
+
+    void                           *hdata;
+    ngx_connection_t               *c;
+    ngx_http_request_t             *r;
+    ngx_http_registry_ctx_t        *ctx;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_cb_pt   handler;
+
+    rs = &ngx_http_registry_redis_state;
+
+    ngx_queue_remove(&cmd->queue);
+
+    if (reply == NULL) {
+
+        /*
+         * hiredis runs the callbacks of a broken connection before its
+         * disconnect callback: mark the loss now, so that the steps
+         * resumed below answer at once instead of queueing commands on
+         * a dying context.  When we dropped the connection ourselves,
+         * rs->ac is already NULL.
+         */
+
+        if (ac == rs->ac) {
+            ngx_http_registry_redis_lost("connection lost",
+                                         ac->err ? ac->errstr : NULL);
+        }
+
+    } else if (ngx_queue_empty(&rs->pending) && rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    if (cmd->handler) {
+        handler = cmd->handler;
+        hdata = cmd->data;
+
+        ngx_free(cmd);
+
+        handler(reply, hdata);
+        return;
+    }
+
+    r = cmd->request;
+
+    if (r == NULL) {
+        /* finalized while the command was in flight */
+        ngx_free(cmd);
+        return;
+    }
+
+    c = r->connection;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "registry redis reply: %p, type:%d",
+                   reply, reply ? ((redisReply *) reply)->type : -1);
+
+    if (ctx == NULL) {
+        /* the ctx was reset (internal redirect): nobody waits for this */
+        cmd->cleanup->handler = NULL;
+        ngx_free(cmd);
+        return;
+    }
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->reply = reply;
+
+    ngx_http_registry_resume(r);
+
+    /*
+     * The step may have finalized and freed r; the cleanup, still armed
+     * during the step, has then detached it.  hiredis frees the reply
+     * when this callback returns, so it must not stay in ctx.
+     */
+
+    if (cmd->request) {
+        ctx->reply = NULL;
+        cmd->cleanup->handler = NULL;
+    }
+
+    ngx_free(cmd);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* connection management */
+
+static void
+ngx_http_registry_redis_connect(void)
+{
+    ngx_connection_t           *c;
+    redisAsyncContext          *ac;
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rs->log, 0,
+                   "registry redis connect to \"%V\"", &rs->name);
+
+    /*
+     * Both are non-blocking: connect(2) returns EINPROGRESS and the
+     * connect callback tells the outcome.  The host is an IP address
+     * (the directive refuses names), which getaddrinfo() converts
+     * without any lookup.
+     */
+
+    if (rs->path) {
+        ac = redisAsyncConnectUnix(rs->path);
+
+    } else {
+        ac = redisAsyncConnect(rs->host, rs->port);
+    }
+
+    if (ac == NULL) {
+        ngx_http_registry_redis_lost("connect failed", "out of memory");
+        return;
+    }
+
+    if (ac->err) {
+        ngx_http_registry_redis_lost("connect failed", ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rs->log);
+    if (c == NULL) {
+        ngx_http_registry_redis_lost("connect failed", "no free connection");
+        redisAsyncFree(ac);
+        return;
+    }
+
+    c->data = ac;
+
+    c->read->handler = ngx_http_registry_redis_read_handler;
+    c->write->handler = ngx_http_registry_redis_write_handler;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_registry_redis_add_read;
+    ac->ev.delRead = ngx_http_registry_redis_del_read;
+    ac->ev.addWrite = ngx_http_registry_redis_add_write;
+    ac->ev.delWrite = ngx_http_registry_redis_del_write;
+    ac->ev.cleanup = ngx_http_registry_redis_cleanup;
+
+    rs->ac = ac;
+    rs->connected = 0;
+    rs->broken = 0;
+
+    /* this asks for the write event that reports the end of connect(2) */
+
+    (void) redisAsyncSetConnectCallback(ac,
+                                   ngx_http_registry_redis_connect_handler);
+    (void) redisAsyncSetDisconnectCallback(ac,
+                                   ngx_http_registry_redis_disconnect_handler);
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    rs->timer.cancelable = 1;
+    ngx_add_timer(&rs->timer, rs->timeout);
+}
+
+
+static void
+ngx_http_registry_redis_connect_handler(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (ac != rs->ac) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context when this returns */
+        ngx_http_registry_redis_lost("connect failed",
+                                     ac->err ? ac->errstr : NULL);
+        return;
+    }
+
+    /*
+     * A TCP connection says little: the kernel completes it even while
+     * Redis is stalled (the very case a command timeout is about), and a
+     * Redis loading its data answers -LOADING.  The connection is up only
+     * once Redis answers a PING, still under the connect timer; until
+     * then commands fail at once instead of each waiting for a timeout.
+     */
+
+    if (redisAsyncCommand(rs->ac, ngx_http_registry_redis_ping_handler,
+                          NULL, "PING")
+        != REDIS_OK)
+    {
+        rs->broken = 1;
+        ngx_post_event(&rs->fail, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                 *rr;
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+    rr = reply;
+
+    if (ac != rs->ac) {
+        return;
+    }
+
+    if (rr == NULL) {
+        ngx_http_registry_redis_lost("connect failed",
+                                     ac->err ? ac->errstr : NULL);
+        return;
+    }
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        ngx_http_registry_redis_lost("not ready", rr->str);
+
+        /* from a reply callback, hiredis frees the context on return */
+
+        redisAsyncFree(ac);
+        return;
+    }
+
+    rs->connected = 1;
+    rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    /* commands taken during the connect now run on the command timer */
+
+    if (!ngx_queue_empty(&rs->pending)) {
+        rs->timer.cancelable = 0;
+        ngx_add_timer(&rs->timer, rs->timeout);
+    }
+
+    if (rs->failed) {
+        rs->failed = 0;
+        ngx_log_error(NGX_LOG_NOTICE, rs->log, 0,
+                      "registry redis \"%V\" connection restored",
+                      &rs->name);
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rs->log, 0,
+                   "registry redis connected to \"%V\"", &rs->name);
+}
+
+
+/*
+ * Runs when a connection that was up goes away; the callbacks of its
+ * pending commands ran before, and if there were any, the first of them
+ * already reported the loss.
+ */
+
+static void
+ngx_http_registry_redis_disconnect_handler(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (ac != rs->ac) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost("connection lost",
+                                 ac->err ? ac->errstr : NULL);
+}
+
+
+/*
+ * The connection is gone (or going: hiredis may still be freeing it).
+ * Logged once per outage: at the first failure, not at every retry.
+ */
+
+static void
+ngx_http_registry_redis_lost(const char *what, const char *detail)
+{
+    ngx_uint_t                  level;
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    rs->ac = NULL;
+    rs->connected = 0;
+
+    if (rs->timer.timer_set) {
+        ngx_del_timer(&rs->timer);
+    }
+
+    level = rs->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
+    rs->failed = 1;
+
+    if (detail && detail[0]) {
+        ngx_log_error(level, rs->log, 0,
+                      "registry redis \"%V\" %s: %s", &rs->name, what,
+                      detail);
+
+    } else {
+        ngx_log_error(level, rs->log, 0,
+                      "registry redis \"%V\" %s", &rs->name, what);
+    }
+
+    if (rs->exiting || rs->reconnect.timer_set) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rs->log, 0,
+                   "registry redis reconnect in %M ms", rs->backoff);
+
+    ngx_add_timer(&rs->reconnect, rs->backoff);
+
+    rs->backoff = ngx_min(rs->backoff * 2,
+                          NGX_HTTP_REGISTRY_REDIS_BACKOFF_MAX);
+}
+
+
+/*
+ * Closes the connection from our side: never called from within a
+ * hiredis callback, where redisAsyncFree() would be deferred.  The
+ * pending commands get their NULL replies before this returns.
+ */
+
+static void
+ngx_http_registry_redis_drop(const char *what)
+{
+    redisAsyncContext          *ac;
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    ac = rs->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(what, NULL);
+
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_registry_redis_timer_handler(ngx_event_t *ev)
+{
+    ngx_msec_int_t                  left;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_cmd_t  *cmd;
+
+    rs = ev->data;
+
+    if (rs->ac == NULL) {
+        return;
+    }
+
+    if (!rs->connected) {
+        ngx_http_registry_redis_drop("connect timed out");
+        return;
+    }
+
+    if (ngx_queue_empty(&rs->pending)) {
+        return;
+    }
+
+    cmd = ngx_queue_data(ngx_queue_head(&rs->pending),
+                         ngx_http_registry_redis_cmd_t, queue);
+
+    left = (ngx_msec_int_t) (cmd->start + rs->timeout - ngx_current_msec);
+
+    if (left > 0) {
+        ev->cancelable = 0;
+        ngx_add_timer(ev, (ngx_msec_t) left);
+        return;
+    }
+
+    ngx_http_registry_redis_drop("command timed out");
+}
+
+
+static void
+ngx_http_registry_redis_reconnect_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = ev->data;
+
+    if (rs->ac != NULL || rs->exiting) {
+        return;
+    }
+
+    ngx_http_registry_redis_connect();
+}
+
+
+static void
+ngx_http_registry_redis_fail_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = ev->data;
+
+    if (rs->broken) {
+        ngx_http_registry_redis_drop("event registration failed");
+    }
+}
+
+
+/*
+ * The event library adapter.
+ *
+ * The events are level-triggered (NGX_LEVEL_EVENT, not the edge-triggered
+ * NGX_CLEAR_EVENT that ngx_handle_read_event() would choose with epoll):
+ * redisAsyncHandleRead() makes a single read(2) of at most 16 KiB, so
+ * with an edge-triggered event the rest of a larger reply would sit in
+ * the socket until more data arrived, which it never does when Redis has
+ * sent everything.  Looping on the read instead is not possible: hiredis
+ * does not tell when read(2) hit EAGAIN, and the context may be freed by
+ * the call.  Level-triggered, epoll reports the socket again on the next
+ * loop iteration while data remains, 16 KiB at a time, fairly interleaved
+ * with the other connections.  Writes follow the same rule: hiredis adds
+ * the write event while output is pending and removes it when done.
+ */
+
+static void
+ngx_http_registry_redis_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t  *c;
+
+    c = rev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "registry redis read");
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_registry_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t  *c;
+
+    c = wev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "registry redis write");
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+static void
+ngx_http_registry_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_add_event(c->read, NGX_READ_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_del_event(c->read, NGX_READ_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_add_event(c->write, NGX_WRITE_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_del_event(c->write, NGX_WRITE_EVENT);
+}
+
+
+/*
+ * hiredis calls the hooks from inside its own functions, where the
+ * context cannot be freed: a failure is handled by a posted event.
+ */
+
+static void
+ngx_http_registry_redis_add_event(ngx_event_t *ev, ngx_int_t event)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    if (ev->active) {
+        return;
+    }
+
+    if (ngx_add_event(ev, event, NGX_LEVEL_EVENT) == NGX_OK) {
+        return;
+    }
+
+    rs = &ngx_http_registry_redis_state;
+
+    rs->broken = 1;
+    ngx_post_event(&rs->fail, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_registry_redis_del_event(ngx_event_t *ev, ngx_int_t event)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    if (!ev->active) {
+        return;
+    }
+
+    if (ngx_del_event(ev, event, 0) == NGX_OK) {
+        return;
+    }
+
+    rs = &ngx_http_registry_redis_state;
+
+    rs->broken = 1;
+    ngx_post_event(&rs->fail, &ngx_posted_events);
+}
+
+
+/*
+ * hiredis is freeing the context and closes the socket itself right after
+ * this: the events are removed explicitly (not with NGX_CLOSE_EVENT) as
+ * the descriptor is still open here, then the connection is released.
+ */
+
+static void
+ngx_http_registry_redis_cleanup(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "registry redis cleanup");
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->read->closed = 1;
+    c->write->closed = 1;
+
+    ngx_free_connection(c);
+
+    /* the epoll loop tests it to skip the stale write half of an event */
+
+    c->fd = (ngx_socket_t) -1;
+}
