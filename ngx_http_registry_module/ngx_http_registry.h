@@ -222,6 +222,8 @@ ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
     const char *what);
 ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
+ngx_int_t ngx_http_registry_send_json_as(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, json_t *json);
 ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);

@@ -385,10 +385,7 @@ ngx_int_t
 ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
-    u_char  *p;
-    size_t   len;
     json_t  *body;
-    char    *text;
 
     if (r->header_sent) {
         /* a streamed response broke after its header: just end it */
@@ -401,30 +398,11 @@ ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_ERROR;
     }
 
-    text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(text);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, text, len);
-    free(text);
-
     ngx_log_error((status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO),
                   r->connection->log, 0,
                   "registry: %ui %s: %s", status, code, message);
 
-    return ngx_http_registry_send(r, status, &ngx_http_registry_json_type,
-                                  p, len);
+    return ngx_http_registry_send_json(r, status, body);
 }
 
 
@@ -439,6 +417,17 @@ ngx_http_registry_unavailable(ngx_http_request_t *r, const char *what)
 ngx_int_t
 ngx_http_registry_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json)
+{
+    return ngx_http_registry_send_json_as(r, status,
+                                          &ngx_http_registry_json_type, json);
+}
+
+
+/* sends a JSON document and releases it */
+
+ngx_int_t
+ngx_http_registry_send_json_as(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, json_t *json)
 {
     u_char  *p;
     char    *text;
@@ -462,8 +451,7 @@ ngx_http_registry_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_memcpy(p, text, len);
     free(text);
 
-    return ngx_http_registry_send(r, status, &ngx_http_registry_json_type,
-                                  p, len);
+    return ngx_http_registry_send(r, status, type, p, len);
 }
 
 

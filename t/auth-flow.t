@@ -44,7 +44,8 @@ EOF
 sub registry {
     my (%o) = @_;
     my $root = getcwd() . "/t/servroot-auth-flow-$o{name}";
-    return start_nginx(port => $port, servroot => $root, log_level => $o{log_level} // 'info',
+    return start_nginx(port => $port, servroot => $root, root_location => 0,
+        log_level => $o{log_level} // "info",
         http_config => $http . ($o{http} // '')
             . "    access_log $root/logs/access.log registry;\n",
         config => $o{config} // $server);
@@ -105,7 +106,7 @@ my $pull = '/v2/aproj/app/manifests/latest';
     $ngx->reload;
     sleep 0.5;
     is get($ngx, $pull, "Bearer $tok")->{status}, 404, 'after a reload the cached decision is still there';
-    is get($ngx, '/v2/aproj/app/tags/list', "Bearer $tok")->{status}, 401,
+    is get($ngx, '/v2/aproj/other/manifests/latest', "Bearer $tok")->{status}, 401,
         '... and the revocation applies to new questions';
     $ngx->stop;
 }
