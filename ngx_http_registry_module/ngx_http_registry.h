@@ -54,6 +54,26 @@ typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
  *                          busy; expires
  *   upload:ID:etags        list of part ETags
  *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
+ *
+ * Image streams and events (P = project, N = image, R = P/N):
+ *
+ *   image:D                also: object (the Image API object, JSON,
+ *                          made at the first push of D)
+ *   image:D:repos          set of R that pushed D (who may see the Image)
+ *   images                 zset (score 0) of D with an Image object
+ *   imagestream:R          the ImageStream API object (JSON), changed by
+ *                          the same scripts as repo:R:tags, so that its
+ *                          tags always are the tags list of R
+ *   imagestreams:P         zset (score 0) of the image streams N of P
+ *   imagestreams:rv        counter: the last resourceVersion given
+ *   imagestreams:log       stream of watch events, ID <rv>-0, fields p
+ *                          (project) and e (the event), bounded by
+ *                          registry_events_maxlen; each is also
+ *                          PUBLISHed on channel "imagestreams" as
+ *                          "<P> <rv> <event>"
+ *   events                 stream of notifications: fields action,
+ *                          repository, digest, tag, envelope (JSON in
+ *                          distribution's format), bounded likewise
  */
 
 /*
@@ -97,12 +117,19 @@ typedef struct {
 
     time_t                      upload_expires;
     ngx_uint_t                  history_depth;
-    ngx_uint_t                  events_maxlen;
-    ngx_array_t                *event_webhooks; /* of ngx_str_t */
+    ngx_uint_t                  events_maxlen;  /* 0: no Redis streams */
+    ngx_array_t                *event_webhooks; /* of ..._webhook_t */
     ngx_flag_t                  events_pull;
+    ngx_msec_t                  watch_timeout;
     ngx_str_t                   public_host;    /* for references */
     ngx_flag_t                  enabled;        /* a registry location */
 } ngx_http_registry_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                   location;
+    ngx_uint_t                  attempts;
+} ngx_http_registry_webhook_t;
 
 
 typedef struct {
@@ -206,10 +233,46 @@ struct ngx_http_registry_ctx_s {
 
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
+    unsigned                        in_handler:1;
     unsigned                        body_requested:1;
+    unsigned                        body_hold:1;
     unsigned                        reading_body:1;
     unsigned                        hash_body:1;
 };
+
+
+/* a manifest's media type, and whether it lists manifests (an index) */
+typedef struct {
+    ngx_str_t                       name;
+    ngx_uint_t                      index;
+} ngx_http_registry_media_type_t;
+
+
+typedef struct {
+    ngx_str_t                       media_type;
+    ngx_str_t                       digest;
+    off_t                           size;
+} ngx_http_registry_descriptor_t;
+
+
+/*
+ * A manifest being pushed, kept in ctx->data until the answer
+ * (manifests.c); imagestreams.c makes its Image object from it.
+ */
+typedef struct {
+    json_t                         *json;      /* freed with the pool */
+    ngx_str_t                       body;
+    ngx_str_t                       digest;    /* sha256 of body */
+    ngx_str_t                       tag;       /* empty: pushed by digest */
+    ngx_http_registry_media_type_t *type;
+    ngx_str_t                       artifact_type;
+    ngx_str_t                       annotations;   /* JSON text or empty */
+    ngx_str_t                       subject;       /* digest or empty */
+    ngx_http_registry_descriptor_t  config;        /* image manifests */
+    ngx_array_t                     refs;      /* layers, or manifests[] */
+    ngx_str_t                       object;    /* Image JSON, or empty */
+    void                           *image;     /* imagestreams.c's state */
+} ngx_http_registry_manifest_t;
 
 
 extern ngx_module_t  ngx_http_registry_module;
@@ -296,6 +359,68 @@ ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
 /*
+ * Image streams, images and their API (imagestreams.c).
+ *
+ * ngx_http_registry_api_parse() reads /apis/image.openshift.io/v1/...
+ * for the router (route, project, repository, action); NGX_DECLINED
+ * with ctx->error_* set for a URI it cannot serve.
+ * ngx_http_registry_image_prepare() makes the Image object of the
+ * manifest in ctx->data (reading its config blob once), then runs next.
+ * ngx_http_registry_imagestream_script() prefixes a manifest script with
+ * the Lua functions that keep image streams (is_push, is_untag,
+ * is_forget, image_put); the text is made once per worker.
+ */
+ngx_int_t ngx_http_registry_api_parse(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_api_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_uint_t ngx_http_registry_api_uri(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_api_status(ngx_http_request_t *r,
+    ngx_uint_t status, const char *message);
+ngx_int_t ngx_http_registry_image_prepare(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+const char *ngx_http_registry_imagestream_script(const char **cache,
+    const char *script);
+ngx_int_t ngx_http_registry_registry_host(ngx_http_request_t *r,
+    ngx_str_t *host);
+ngx_int_t ngx_http_registry_timestamp(ngx_pool_t *pool, ngx_str_t *ts,
+    ngx_uint_t msec);
+ngx_int_t ngx_http_registry_uuid(ngx_pool_t *pool, ngx_str_t *uuid);
+
+/*
+ * Events (events.c): distribution's notification for every push, mount,
+ * delete (and pull, with registry_events_pull), added to the Redis
+ * stream "events" and POSTed to each registry_event_webhook location by
+ * background subrequests.  Nothing here fails or delays the request:
+ * errors are logged.  A negative size is looked up in blob:D first.
+ */
+#define NGX_HTTP_REGISTRY_EVENT_PUSH    1
+#define NGX_HTTP_REGISTRY_EVENT_PULL    2
+#define NGX_HTTP_REGISTRY_EVENT_MOUNT   3
+#define NGX_HTTP_REGISTRY_EVENT_DELETE  4
+
+typedef struct {
+    ngx_uint_t                  action;
+    ngx_uint_t                  manifest;      /* else a blob */
+    ngx_str_t                   media_type;
+    ngx_str_t                   digest;
+    off_t                       size;          /* -1: unknown */
+    ngx_str_t                   tag;
+} ngx_http_registry_event_t;
+
+void ngx_http_registry_event(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_event_t *ev);
+/*
+ * The one line of blobs.c and uploads.c: ctx->digest in ctx->repo.  A
+ * PUSH answered to a POST with ?mount= is a mount; a PULL counts for GET
+ * only.
+ */
+void ngx_http_registry_event_blob(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t action, off_t size);
+char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/*
  * Reads the client body (to memory or nginx's temp file, hashing it on
  * the way into ctx->sha when ctx->hash_body is set); then runs next.
  */
@@ -331,6 +456,26 @@ typedef void (*ngx_http_registry_redis_cb_pt)(redisReply *reply, void *data);
 
 ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
     void *data, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * Pub/sub: a second connection per worker, in subscribe mode (the
+ * command connection never is), to one channel.  The first
+ * ngx_http_registry_redis_subscribe() opens it; handler then runs with
+ * READY once Redis confirmed the subscription, MESSAGE for each message,
+ * LOST when the connection went away (messages may have been missed:
+ * the next subscribe reconnects).  ngx_http_registry_redis_subscribed()
+ * tells whether messages flow now.
+ */
+#define NGX_HTTP_REGISTRY_SUB_READY    1
+#define NGX_HTTP_REGISTRY_SUB_MESSAGE  2
+#define NGX_HTTP_REGISTRY_SUB_LOST     3
+
+typedef void (*ngx_http_registry_redis_sub_pt)(ngx_uint_t event,
+    u_char *message, size_t len);
+
+ngx_int_t ngx_http_registry_redis_subscribe(ngx_str_t *channel,
+    ngx_http_registry_redis_sub_pt handler);
+ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
  * S3: signed subrequests into the internal proxy_pass location.

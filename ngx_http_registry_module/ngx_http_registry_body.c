@@ -25,6 +25,13 @@ ngx_http_registry_read_body(ngx_http_request_t *r,
     ctx->next = next;
     ctx->body_requested = 1;
     ctx->reading_body = 1;
+
+    /*
+     * The body reader holds the request once more.  Started from the
+     * content handler, the content phase releases that hold; started
+     * from a later step, nobody would: the post handler does.
+     */
+    ctx->body_hold = !ctx->in_handler;
     ctx->body_bytes = 0;
 
     /* blobs may be large: let nginx spool them to its temp files */
@@ -47,12 +54,22 @@ static void
 ngx_http_registry_body_done(ngx_http_request_t *r)
 {
     ngx_http_registry_ctx_t  *ctx;
+    ngx_uint_t                hold;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx->reading_body) {
-        ctx->reading_body = 0;
-        ngx_http_registry_resume(r);
+    if (!ctx->reading_body) {
+        return;
+    }
+
+    ctx->reading_body = 0;
+    hold = ctx->body_hold;
+    ctx->body_hold = 0;
+
+    ngx_http_registry_resume(r);
+
+    if (hold) {
+        ngx_http_finalize_request(r, NGX_DONE);
     }
 }
 

@@ -16,34 +16,6 @@
 #define NGX_HTTP_REGISTRY_OCI_INDEX  "application/vnd.oci.image.index.v1+json"
 
 
-typedef struct {
-    ngx_str_t                       name;
-    ngx_uint_t                      index;     /* lists children manifests */
-} ngx_http_registry_media_type_t;
-
-
-typedef struct {
-    ngx_str_t                       media_type;
-    ngx_str_t                       digest;
-    off_t                           size;
-} ngx_http_registry_descriptor_t;
-
-
-/* a manifest being pushed, kept in ctx->data until the answer */
-typedef struct {
-    json_t                         *json;      /* freed with the pool */
-    ngx_str_t                       body;
-    ngx_str_t                       digest;    /* sha256 of body */
-    ngx_str_t                       tag;       /* empty: pushed by digest */
-    ngx_http_registry_media_type_t *type;
-    ngx_str_t                       artifact_type;
-    ngx_str_t                       annotations;   /* JSON text or empty */
-    ngx_str_t                       subject;       /* digest or empty */
-    ngx_http_registry_descriptor_t  config;        /* image manifests */
-    ngx_array_t                     refs;      /* layers, or manifests[] */
-} ngx_http_registry_manifest_t;
-
-
 static ngx_int_t ngx_http_registry_manifest_get(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag);
 static ngx_int_t ngx_http_registry_manifest_got(ngx_http_request_t *r,
@@ -118,15 +90,20 @@ static const char  ngx_http_registry_manifest_get_lua[] =
 /*
  * PUT.  ARGV: repository, digest, tag or "", body, type, size,
  * artifactType, annotations, subject (each "" when absent), the set the
- * references must be in ("blobs" or "manifests"), then the referenced
- * digests.  Returns 1 when stored, or the first digest that the
- * repository does not hold (and nothing is changed).
+ * references must be in ("blobs" or "manifests"), the Image object (""
+ * when the image has one), project, image, pusher, the repository's
+ * reference (host/project/image), now, a uid for a new image stream, the
+ * history depth, the log's length; then the referenced digests.  Returns
+ * 1 when stored, or the first digest that the repository does not hold
+ * (and nothing is changed).  A push by tag moves the image stream in the
+ * same step (is_push, imagestreams.c), so the stream's tags and the
+ * tags list never disagree.
  */
 
 static const char  ngx_http_registry_manifest_put_lua[] =
     "local r, d, tag, subject = ARGV[1], ARGV[2], ARGV[3], ARGV[9]\n"
     "local p = 'repo:' .. r .. ':'\n"
-    "for i = 11, #ARGV do\n"
+    "for i = 20, #ARGV do\n"
     "    if redis.call('SISMEMBER', p .. ARGV[10], ARGV[i]) == 0 then\n"
     "        return ARGV[i]\n"
     "    end\n"
@@ -149,13 +126,19 @@ static const char  ngx_http_registry_manifest_put_lua[] =
     "if subject ~= '' then\n"
     "    redis.call('SADD', p .. 'referrers:' .. subject, d)\n"
     "end\n"
+    "image_put(r, d, ARGV[11])\n"
+    "if tag ~= '' then\n"
+    "    is_push(ARGV[12], ARGV[13], tag, d, ARGV[14], ARGV[15],"
+    " ARGV[16], ARGV[17], tonumber(ARGV[18]), ARGV[19])\n"
+    "end\n"
     "return 1\n";
 
 
 /*
- * DELETE by digest.  ARGV: repository, digest.  The manifest leaves the
- * repository with every tag pointing to it and its entry in its
- * subject's referrers; image:D stays for other repositories (and the
+ * DELETE by digest.  ARGV: repository, digest, project, image, the log's
+ * length.  The manifest leaves the repository with every tag pointing
+ * to it and its entry in its subject's referrers, and the image stream
+ * forgets it (is_forget); image:D stays for other repositories (and the
  * collector).  Returns 1, or 0 when the repository does not hold it.
  */
 
@@ -171,16 +154,25 @@ static const char  ngx_http_registry_manifest_delete_lua[] =
     "end\n"
     "local s = redis.call('HGET', 'image:' .. d, 'subject')\n"
     "if s then redis.call('SREM', p .. 'referrers:' .. s, d) end\n"
+    "redis.call('SREM', 'image:' .. d .. ':repos', ARGV[1])\n"
+    "is_forget(ARGV[3], ARGV[4], d,"
+    " redis.call('SCARD', p .. 'manifests') == 0, ARGV[5])\n"
     "return 1\n";
 
 
-/* DELETE by tag.  ARGV: repository, tag.  Returns 1, or 0 if unknown. */
+/*
+ * DELETE by tag.  ARGV: repository, tag, project, image, the log's
+ * length.  Returns the digest the tag named, or 0 if unknown.
+ */
 
 static const char  ngx_http_registry_manifest_untag_lua[] =
     "local p = 'repo:' .. ARGV[1] .. ':'\n"
-    "if redis.call('HDEL', p .. 'tags', ARGV[2]) == 0 then return 0 end\n"
+    "local d = redis.call('HGET', p .. 'tags', ARGV[2])\n"
+    "if not d then return 0 end\n"
+    "redis.call('HDEL', p .. 'tags', ARGV[2])\n"
     "redis.call('ZREM', p .. 'tagnames', ARGV[2])\n"
-    "return 1\n";
+    "is_untag(ARGV[3], ARGV[4], ARGV[2], ARGV[5])\n"
+    "return d\n";
 
 
 /*
@@ -295,10 +287,11 @@ static ngx_int_t
 ngx_http_registry_manifest_got(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    u_char      *p;
-    off_t        size;
-    ngx_str_t    digest, type;
-    redisReply  *rp, **e;
+    u_char                     *p;
+    off_t                       size;
+    ngx_str_t                   digest, type;
+    redisReply                 *rp, **e;
+    ngx_http_registry_event_t   ev;
 
     rp = ctx->reply;
 
@@ -356,6 +349,22 @@ ngx_http_registry_manifest_got(ngx_http_request_t *r,
     }
 
     ngx_memcpy(p, e[2]->str, e[2]->len);
+
+    ngx_memzero(&ev, sizeof(ngx_http_registry_event_t));
+    ev.action = NGX_HTTP_REGISTRY_EVENT_PULL;
+    ev.manifest = 1;
+    ev.media_type = type;
+    ev.digest = digest;
+    ev.size = e[2]->len;
+
+    if (ngx_strlchr(ctx->reference.data,
+                    ctx->reference.data + ctx->reference.len, ':')
+        == NULL)
+    {
+        ev.tag = ctx->reference;
+    }
+
+    ngx_http_registry_event(r, ctx, &ev);
 
     return ngx_http_registry_send(r, NGX_HTTP_OK, &type, p, e[2]->len);
 }
@@ -454,7 +463,8 @@ ngx_http_registry_manifest_put_body(ngx_http_request_t *r,
                                        "match the digest in the URL");
     }
 
-    return ngx_http_registry_manifest_store(r, ctx);
+    return ngx_http_registry_image_prepare(r, ctx,
+                                           ngx_http_registry_manifest_store);
 }
 
 
@@ -758,14 +768,19 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     u_char                          *p;
-    ngx_str_t                       *args;
+    ngx_str_t                       *args, host;
     ngx_uint_t                       n, i;
+    const char                      *script;
     ngx_http_registry_manifest_t    *m;
     ngx_http_registry_descriptor_t  *d;
+    ngx_http_registry_main_conf_t   *mcf;
+
+    static const char  *cache;
 
     m = ctx->data;
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    n = 10 + m->refs.nelts + (m->type->index ? 0 : 1);
+    n = 19 + m->refs.nelts + (m->type->index ? 0 : 1);
 
     args = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
     if (args == NULL) {
@@ -788,13 +803,39 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     args[7] = m->annotations;
     args[8] = m->subject;
 
-    i = 10;
-
     if (m->type->index) {
         ngx_str_set(&args[9], "manifests");
 
     } else {
         ngx_str_set(&args[9], "blobs");
+    }
+
+    /* what the image stream records of this push */
+
+    args[10] = m->object;
+    args[11] = ctx->project;
+    args[12] = ctx->image;
+    args[13] = ctx->user;
+
+    if (ngx_http_registry_registry_host(r, &host) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[14], "%V/%V", &host,
+                                  &ctx->repo)
+           != NGX_OK
+        || ngx_http_registry_timestamp(r->pool, &args[15], 0) != NGX_OK
+        || ngx_http_registry_uuid(r->pool, &args[16]) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[17], "%ui",
+                                  mcf->history_depth)
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[18], "%ui",
+                                  ngx_max(mcf->events_maxlen, 1))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    i = 19;
+
+    if (!m->type->index) {
         args[i++] = m->config.digest;
     }
 
@@ -804,9 +845,13 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
         args[i++] = d[n].digest;
     }
 
-    return ngx_http_registry_manifest_eval(r, ctx,
-                                           ngx_http_registry_manifest_put_lua,
-                                           i, args,
+    script = ngx_http_registry_imagestream_script(&cache,
+                                           ngx_http_registry_manifest_put_lua);
+    if (script == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_manifest_eval(r, ctx, script, i, args,
                                            ngx_http_registry_manifest_stored);
 }
 
@@ -815,7 +860,9 @@ static ngx_int_t
 ngx_http_registry_manifest_stored(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    redisReply  *rp;
+    redisReply                    *rp;
+    ngx_http_registry_event_t      ev;
+    ngx_http_registry_manifest_t  *m;
 
     rp = ctx->reply;
 
@@ -832,10 +879,21 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
     }
 
     /*
-     * Stored.  What else a push does (image streams, events) runs here,
-     * as steps reading ctx->data, the last of them ending in
-     * ngx_http_registry_manifest_created().
+     * Stored, the image stream moved with it.  The event goes out in the
+     * background: it never delays nor fails the answer.
      */
+
+    m = ctx->data;
+
+    ngx_memzero(&ev, sizeof(ngx_http_registry_event_t));
+    ev.action = NGX_HTTP_REGISTRY_EVENT_PUSH;
+    ev.manifest = 1;
+    ev.media_type = m->type->name;
+    ev.digest = m->digest;
+    ev.size = m->body.len;
+    ev.tag = m->tag;
+
+    ngx_http_registry_event(r, ctx, &ev);
 
     return ngx_http_registry_manifest_created(r, ctx);
 }
@@ -890,15 +948,41 @@ static ngx_int_t
 ngx_http_registry_manifest_delete(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag)
 {
-    ngx_str_t  args[2];
+    ngx_str_t                       args[5];
+    const char                     *script;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    static const char  *untag, *delete;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     args[0] = ctx->repo;
     args[1] = ctx->reference;
+    args[2] = ctx->project;
+    args[3] = ctx->image;
 
-    return ngx_http_registry_manifest_eval(r, ctx,
-               by_tag ? ngx_http_registry_manifest_untag_lua
-                      : ngx_http_registry_manifest_delete_lua,
-               2, args, ngx_http_registry_manifest_deleted);
+    if (ngx_http_registry_keyf(r->pool, &args[4], "%ui",
+                               ngx_max(mcf->events_maxlen, 1))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (by_tag) {
+        script = ngx_http_registry_imagestream_script(&untag,
+                                         ngx_http_registry_manifest_untag_lua);
+
+    } else {
+        script = ngx_http_registry_imagestream_script(&delete,
+                                        ngx_http_registry_manifest_delete_lua);
+    }
+
+    if (script == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_manifest_eval(r, ctx, script, 5, args,
+                                           ngx_http_registry_manifest_deleted);
 }
 
 
@@ -906,19 +990,45 @@ static ngx_int_t
 ngx_http_registry_manifest_deleted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    redisReply  *rp;
+    redisReply                 *rp;
+    ngx_http_registry_event_t   ev;
 
     rp = ctx->reply;
 
-    if (rp == NULL || rp->type != REDIS_REPLY_INTEGER) {
+    if (rp == NULL
+        || (rp->type != REDIS_REPLY_INTEGER && rp->type != REDIS_REPLY_STRING))
+    {
         return ngx_http_registry_manifest_redis_error(r, ctx);
     }
 
-    if (rp->integer == 0) {
+    if (rp->type == REDIS_REPLY_INTEGER && rp->integer == 0) {
         return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
                                        "MANIFEST_UNKNOWN",
                                        "manifest unknown to registry");
     }
+
+    ngx_memzero(&ev, sizeof(ngx_http_registry_event_t));
+    ev.action = NGX_HTTP_REGISTRY_EVENT_DELETE;
+    ev.manifest = 1;
+    ev.size = -1;
+
+    if (rp->type == REDIS_REPLY_STRING) {
+        /* untagged: the digest the tag named (the reply dies soon) */
+
+        ev.tag = ctx->reference;
+        ev.digest.len = rp->len;
+        ev.digest.data = ngx_pnalloc(r->pool, rp->len);
+        if (ev.digest.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ev.digest.data, rp->str, rp->len);
+
+    } else {
+        ev.digest = ctx->reference;
+    }
+
+    ngx_http_registry_event(r, ctx, &ev);
 
     return ngx_http_registry_send(r, NGX_HTTP_ACCEPTED, NULL, NULL, 0);
 }

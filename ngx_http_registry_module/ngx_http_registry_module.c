@@ -255,7 +255,9 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx->in_handler = 1;
     rc = ngx_http_registry_route(r, ctx);
+    ctx->in_handler = 0;
 
     /* ngx_http_read_client_request_body() holds the request itself */
     if (rc == NGX_DONE && !ctx->body_requested) {
@@ -328,6 +330,18 @@ ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t   out;
 
     static ngx_str_t  api_version = ngx_string("registry/2.0");
+
+    /*
+     * An answer given before the body was read (a refused chunk, an
+     * unknown upload): the body is still consumed, else on a keep-alive
+     * connection its bytes would be parsed as the next request.  A no-op
+     * once the body was read or discarded.
+     */
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
     if (ngx_http_registry_add_header(r, "Docker-Distribution-API-Version",
                                      &api_version)

@@ -54,6 +54,7 @@ typedef struct {
     unsigned                    completed:1;
     unsigned                    stored:1;      /* object written */
     unsigned                    aborted:1;
+    unsigned                    aborting:1;    /* s3_done awaits an abort */
 } ngx_http_registry_upload_t;
 
 
@@ -90,6 +91,8 @@ static ngx_int_t ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_reserved(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_send_part(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_part_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -547,16 +550,16 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
 
 
 /*
- * "Content-Range: <start>-<end>" (inclusive; "bytes " or "bytes=" tolerated)
- * must start exactly where the session is; a repeated or out-of-order
- * chunk is refused.
+ * "Content-Range: <start>-<end>" (inclusive; "bytes " or "bytes=" and a
+ * "/<size>" tolerated) must start exactly where the session is; a
+ * repeated or out-of-order chunk is refused.
  */
 
 static ngx_int_t
 ngx_http_registry_upload_content_range(ngx_http_request_t *r,
     ngx_http_registry_upload_t *up)
 {
-    u_char           *p, *last, *dash;
+    u_char           *p, *last, *dash, *slash;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
     ngx_uint_t        i;
@@ -589,6 +592,12 @@ ngx_http_registry_upload_content_range(ngx_http_request_t *r,
 
     if (last - p > 6 && ngx_strncasecmp(p, (u_char *) "bytes", 5) == 0) {
         p += 6;
+    }
+
+    /* a complete length after a "/" says nothing we use */
+    slash = ngx_strlchr(p, last, '/');
+    if (slash != NULL) {
+        last = slash;
     }
 
     dash = ngx_strlchr(p, last, '-');
@@ -806,6 +815,7 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
     if (up->exists) {
         if (up->mpu.len && !up->aborted) {
             up->aborted = 1;
+            up->aborting = 1;
             return ngx_http_registry_upload_s3(r, ctx,
                        ngx_http_registry_s3_op_abort(r, &op, &up->key,
                                                      &up->mpu),
@@ -816,34 +826,11 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
         goto finish;
     }
 
-    if (up->mpu.len == 0) {
-        if (!up->stored) {
-            if (up->tail_len && !up->tail_loaded) {
-                goto load_tail;
-            }
-
-            cl = ngx_http_registry_upload_chain(r, up);
-            if (cl == NGX_CHAIN_ERROR) {
-                return NGX_ERROR;
-            }
-
-            up->stored = 1;
-
-            return ngx_http_registry_upload_s3(r, ctx,
-                       ngx_http_registry_s3_op_put(r, &op, &up->key, cl,
-                                             up->tail_len + up->chunk_len,
-                                             NULL),
-                       &op, ngx_http_registry_upload_s3_done);
+    if (up->mpu.len) {
+        if (up->tail_len + up->chunk_len > 0 && !up->part_sent) {
+            return ngx_http_registry_upload_part(r, ctx);
         }
 
-        goto finish;
-    }
-
-    if (up->tail_len + up->chunk_len > 0 && !up->part_sent) {
-        return ngx_http_registry_upload_part(r, ctx);
-    }
-
-    if (!up->completed) {
         if (up->parts == NULL) {
             ngx_str_set(&args[0], "LRANGE");
             ngx_str_set(&args[1], "0");
@@ -855,11 +842,54 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
                                           &args[2], NULL);
         }
 
-        up->completed = 1;
+        if (up->parts->nelts) {
+            if (!up->completed) {
+                up->completed = 1;
+
+                return ngx_http_registry_upload_s3(r, ctx,
+                           ngx_http_registry_s3_op_complete(r, &op, &up->key,
+                                                            &up->mpu,
+                                                            up->parts),
+                           &op, ngx_http_registry_upload_s3_done);
+            }
+
+            goto finish;
+        }
+
+        /*
+         * A multipart upload without a part (made for a part that never
+         * got in) and no byte left: an empty blob, which S3 cannot make
+         * of a multipart upload.  It goes; the object is put instead.
+         */
+
+        if (!up->aborted) {
+            up->aborted = 1;
+            up->aborting = 1;
+            return ngx_http_registry_upload_s3(r, ctx,
+                       ngx_http_registry_s3_op_abort(r, &op, &up->key,
+                                                     &up->mpu),
+                       &op, ngx_http_registry_upload_s3_done);
+        }
+
+        ngx_str_null(&up->mpu);
+    }
+
+    if (!up->stored) {
+        if (up->tail_len && !up->tail_loaded) {
+            goto load_tail;
+        }
+
+        cl = ngx_http_registry_upload_chain(r, up);
+        if (cl == NGX_CHAIN_ERROR) {
+            return NGX_ERROR;
+        }
+
+        up->stored = 1;
 
         return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_complete(r, &op, &up->key,
-                                                    &up->mpu, up->parts),
+                   ngx_http_registry_s3_op_put(r, &op, &up->key, cl,
+                                               up->tail_len + up->chunk_len,
+                                               NULL),
                    &op, ngx_http_registry_upload_s3_done);
     }
 
@@ -1036,7 +1066,6 @@ ngx_http_registry_upload_reserved(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_str_t                    partno, mpu;
-    ngx_chain_t                 *cl;
     ngx_http_registry_upload_t  *up;
     ngx_http_registry_s3_op_t    op;
 
@@ -1076,6 +1105,35 @@ ngx_http_registry_upload_reserved(ngx_http_request_t *r,
     if (up->mpu.data == NULL) {
         return NGX_ERROR;
     }
+
+    if (up->created_mpu.len
+        && (up->created_mpu.len != mpu.len
+            || ngx_strncmp(up->created_mpu.data, mpu.data, mpu.len) != 0))
+    {
+        /*
+         * A request beside us created the session's multipart upload
+         * first: ours would hold nothing and cost storage until
+         * aborted.  Whatever S3 answers, the part goes on.
+         */
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_abort(r, &op, &up->key,
+                                                 &up->created_mpu),
+                   &op, ngx_http_registry_upload_send_part);
+    }
+
+    return ngx_http_registry_upload_send_part(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_send_part(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_chain_t                 *cl;
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
 
     cl = ngx_http_registry_upload_chain(r, up);
     if (cl == NGX_CHAIN_ERROR) {
@@ -1191,10 +1249,17 @@ ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
 
     up = ctx->data;
 
-    if (up->aborted && (ctx->s3.status == NGX_HTTP_NO_CONTENT
-                        || ctx->s3.status == NGX_HTTP_NOT_FOUND))
-    {
-        return ngx_http_registry_upload_drive(r, ctx);
+    if (up->aborting) {
+        up->aborting = 0;
+
+        /* gone already is as good */
+        if (ctx->s3.status == NGX_HTTP_NO_CONTENT
+            || ctx->s3.status == NGX_HTTP_NOT_FOUND)
+        {
+            return ngx_http_registry_upload_drive(r, ctx);
+        }
+
+        return ngx_http_registry_s3_failed(r, ctx);
     }
 
     /* CompleteMultipartUpload may fail with 200 and an error body */

@@ -12,11 +12,15 @@ use Test::More;
 use Cwd qw(getcwd);
 use Time::HiRes qw(sleep);
 use Registry::Harness qw(start_nginx read_file);
-use Registry::Auth qw(admin setup_people basic leaked_tokens remember_tokens);
+use Registry::Auth qw(admin setup_people basic leaked_tokens remember_tokens redis_cli);
 
 my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10;
 my $T = setup_people();
-my @used = values %$T;
+# repositories for the catalog (the suite's Redis is flushed per run)
+redis_cli('ZADD', 'repos', 0, $_) for qw(aproj/listed aother/hidden);
+my $BAD_TOKEN = 'sha256~neverIssuedEither00000000000000000000000000';
+remember_tokens($BAD_TOKEN);
+my @used = (values(%$T), $BAD_TOKEN);
 
 my $http = <<'EOF';
     registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
@@ -182,7 +186,7 @@ EOF
     $r = get($ngx, '/v2/_catalog', 'Bearer svc-lister');
     is $r->{status}, 200, 'catalog for a lister';
     like $r->{body}, qr/^\{"repositories":\[("aproj\/[^"]+",?)*\]\}$/, '... only the projects the service named';
-    like $r->{body}, qr/"aproj\/src"/, '... which are listed';
+    like $r->{body}, qr/"aproj\/listed"/, '... which are listed';
     $r = get($ngx, '/v2/_catalog', 'Bearer svc-good');
     is $r->{body}, '{"repositories":[]}', 'catalog without X-Registry-Projects: empty';
 
@@ -221,6 +225,33 @@ EOF
     ok scalar(@lines) > 10, 'the module logged at debug level (' . scalar(@lines) . ' lines)';
     my @bad = grep { my $l = $_; grep { index($l, substr($_, 7)) >= 0 } values %$T } @lines;
     is scalar @bad, 0, 'no token in a line of the module' or diag "leak in: " . substr($bad[0], 0, 80);
+}
+
+# 6. refusals of requests with large bodies: answered without reading
+# them, and nothing left behind at shutdown
+{
+    my $ngx = registry(name => 'bodies', http => "    registry_auth_cache zone=auth:1m valid=60s;\n");
+    my $big = 'z' x (8 * 1024 * 1024);
+    my $r = $ngx->request('PATCH', '/v2/aother/app/blobs/uploads/0123456789abcdef0123456789abcdef',
+        body => $big, headers => [['Authorization', "Bearer $T->{authalice}"],
+                                   ['Content-Type', 'application/octet-stream']]);
+    is $r->{status}, 403, 'PATCH of 8 MiB into a foreign project: 403';
+    $r = $ngx->request('POST', "/v2/aproj/app/blobs/uploads/?digest=sha256:" . ('2' x 64),
+        body => $big, headers => [['Content-Type', 'application/octet-stream']]);
+    is $r->{status}, 401, 'anonymous monolithic POST of 8 MiB: 401';
+    $r = $ngx->request('PUT', '/v2/aproj/app/manifests/v1', body => $big,
+        headers => [['Authorization', "Bearer $BAD_TOKEN"], ['Content-Type', 'application/json']]);
+    is $r->{status}, 401, 'PUT of 8 MiB with a bad token: 401';
+    is get($ngx, '/v2/', "Bearer $T->{authalice}")->{status}, 200, 'the worker still answers';
+    $ngx->stop;
+}
+
+# no request of the module's access phase or authorizer left open at exit
+for my $log (glob(getcwd() . '/t/servroot-auth-flow-*/logs/error.log')) {
+    my $text = read_file($log) // '';
+    my @alerts = $text =~ /^(.*\[(?:alert|crit|emerg)\].*)$/mg;
+    is scalar @alerts, 0, 'no alert in ' . ($log =~ s{.*/t/}{t/}r)
+        or diag join "\n", @alerts[0 .. ($#alerts < 4 ? $#alerts : 4)];
 }
 
 # every token of this file, in every log this file's nginx wrote, except

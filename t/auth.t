@@ -88,6 +88,12 @@ my @leaks = leaked_tokens([values %T, $BAD], @logs);
 Test::More::is(scalar @leaks, 0, 'no token in the logs')
     or Test::More::diag(join "\n", map { "$_->[1] in $_->[0]" } @leaks);
 
+# nginx stopped after each block: nothing may have been left open
+my $errors = do { local (@ARGV, $/) = "$ENV{TEST_NGINX_SERVROOT}/logs/error.log"; <> } // '';
+my @alerts = $errors =~ /^(.*\[(?:alert|crit|emerg)\].*)$/mg;
+Test::More::is(scalar @alerts, 0, 'no alert in the error log, shutdowns included')
+    or Test::More::diag(join "\n", @alerts[0 .. ($#alerts < 4 ? $#alerts : 4)]);
+
 __DATA__
 
 === TEST 1: no credentials: 401 with the challenge, scoped to the request
@@ -636,3 +642,16 @@ $::Config =~ s{internal;\n\s*registry_authorizer}{registry_authorizer}r
 [200, 200, 403]
 --- response_headers eval
 ["X-Registry-User: authbob\nX-Registry-Projects: aproj,apub", "X-Registry-User: authreg\nX-Registry-Projects: *", "X-Registry-User: authbob\n!X-Registry-Projects"]
+
+
+
+=== TEST 36: headers a client sends cannot change the question
+--- request eval
+["POST /v2/aother/app/blobs/uploads/", "GET /v2/aproj/app/manifests/latest"]
+--- more_headers eval
+[
+    ::bearer('authdave') . "\nX-Registry-Action: none\nX-Registry-Repository: apub/app\nX-Registry-Project: apub\nX-Registry-User: authroot",
+    "X-Registry-Action: none\nAuthorization: Bearer anonymous",
+]
+--- error_code eval
+[403, 401]

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Users, tokens, projects and roles of the registry, in OpenShift's words.
 # Sourced by scripts/registry (after lib/common.sh), which dispatches
 #
