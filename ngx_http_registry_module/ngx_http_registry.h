@@ -64,7 +64,7 @@ typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
  *   imagestream:R          the ImageStream API object (JSON), changed by
  *                          the same scripts as repo:R:tags, so that its
  *                          tags always are the tags list of R
- *   imagestreams:P         zset (score 0) of the image streams N of P
+ *   project:P:imagestreams zset (score 0) of the image streams N of P
  *   imagestreams:rv        counter: the last resourceVersion given
  *   imagestreams:log       stream of watch events, ID <rv>-0, fields p
  *                          (project) and e (the event), bounded by
@@ -381,7 +381,7 @@ ngx_int_t ngx_http_registry_image_prepare(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
 const char *ngx_http_registry_imagestream_script(const char **cache,
     const char *script);
-ngx_int_t ngx_http_registry_registry_host(ngx_http_request_t *r,
+ngx_int_t ngx_http_registry_public_host(ngx_http_request_t *r,
     ngx_str_t *host);
 ngx_int_t ngx_http_registry_timestamp(ngx_pool_t *pool, ngx_str_t *ts,
     ngx_uint_t msec);

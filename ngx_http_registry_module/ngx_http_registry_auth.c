@@ -1337,7 +1337,7 @@ ngx_http_registry_auth_may_list(ngx_http_request_t *r,
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     if (mcf->auth_location.len == 0
-        || ctx->route != NGX_HTTP_REGISTRY_ROUTE_CATALOG)
+        || ctx->action != NGX_HTTP_REGISTRY_ACTION_LIST)
     {
         return 1;
     }

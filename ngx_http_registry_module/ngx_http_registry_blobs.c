@@ -161,6 +161,9 @@ ngx_http_registry_blob_found(ngx_http_request_t *r,
         return rc;
     }
 
+    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_PULL,
+                                 blob->size);
+
     if (r->method == NGX_HTTP_HEAD || blob->size == 0
         || blob->start == blob->end)
     {
@@ -425,6 +428,8 @@ ngx_http_registry_blob_deleted(ngx_http_request_t *r,
     {
         return NGX_ERROR;
     }
+
+    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_DELETE, -1);
 
     return ngx_http_registry_send(r, NGX_HTTP_ACCEPTED, NULL, NULL, 0);
 }

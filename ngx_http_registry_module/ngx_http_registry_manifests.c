@@ -775,7 +775,7 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     ngx_http_registry_descriptor_t  *d;
     ngx_http_registry_main_conf_t   *mcf;
 
-    static const char  *cache;
+    static const char  *put_script;
 
     m = ctx->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
@@ -817,7 +817,7 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     args[12] = ctx->image;
     args[13] = ctx->user;
 
-    if (ngx_http_registry_registry_host(r, &host) != NGX_OK
+    if (ngx_http_registry_public_host(r, &host) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[14], "%V/%V", &host,
                                   &ctx->repo)
            != NGX_OK
@@ -845,7 +845,7 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
         args[i++] = d[n].digest;
     }
 
-    script = ngx_http_registry_imagestream_script(&cache,
+    script = ngx_http_registry_imagestream_script(&put_script,
                                            ngx_http_registry_manifest_put_lua);
     if (script == NULL) {
         return NGX_ERROR;
@@ -952,7 +952,7 @@ ngx_http_registry_manifest_delete(ngx_http_request_t *r,
     const char                     *script;
     ngx_http_registry_main_conf_t  *mcf;
 
-    static const char  *untag, *delete;
+    static const char  *untag_script, *delete_script;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
@@ -969,11 +969,11 @@ ngx_http_registry_manifest_delete(ngx_http_request_t *r,
     }
 
     if (by_tag) {
-        script = ngx_http_registry_imagestream_script(&untag,
+        script = ngx_http_registry_imagestream_script(&untag_script,
                                          ngx_http_registry_manifest_untag_lua);
 
     } else {
-        script = ngx_http_registry_imagestream_script(&delete,
+        script = ngx_http_registry_imagestream_script(&delete_script,
                                         ngx_http_registry_manifest_delete_lua);
     }
 

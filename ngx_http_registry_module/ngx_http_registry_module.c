@@ -41,6 +41,10 @@ static ngx_conf_num_bounds_t  ngx_http_registry_depth_bounds = {
     ngx_conf_check_num_bounds, 1, 1000
 };
 
+static ngx_conf_num_bounds_t  ngx_http_registry_maxlen_bounds = {
+    ngx_conf_check_num_bounds, 0, 100000000
+};
+
 
 static ngx_command_t  ngx_http_registry_commands[] = {
 
@@ -176,6 +180,34 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_registry_main_conf_t, history_depth),
       &ngx_http_registry_depth_bounds },
+
+    { ngx_string("registry_events_maxlen"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, events_maxlen),
+      &ngx_http_registry_maxlen_bounds },
+
+    { ngx_string("registry_events_pull"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, events_pull),
+      NULL },
+
+    { ngx_string("registry_event_webhook"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_registry_event_webhook,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_watch_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, watch_timeout),
+      NULL },
 
     { ngx_string("registry_public_host"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -404,6 +436,16 @@ ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     if (r->header_sent) {
         /* a streamed response broke after its header: just end it */
         return NGX_ERROR;
+    }
+
+    if (ngx_http_registry_api_uri(r)) {
+        /* Kubernetes clients read a Status, whoever refuses */
+
+        ngx_log_error((status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO),
+                      r->connection->log, 0,
+                      "registry: %ui %s: %s", status, code, message);
+
+        return ngx_http_registry_api_status(r, status, message);
     }
 
     body = json_pack("{s:[{s:s,s:s}]}", "errors", "code", code,
@@ -774,6 +816,7 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
     mcf->history_depth = NGX_CONF_UNSET_UINT;
     mcf->events_maxlen = NGX_CONF_UNSET_UINT;
     mcf->events_pull = NGX_CONF_UNSET;
+    mcf->watch_timeout = NGX_CONF_UNSET_MSEC;
     mcf->auth_valid = NGX_CONF_UNSET;
 
     return mcf;
@@ -826,6 +869,13 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->history_depth, 10);
     ngx_conf_init_uint_value(mcf->events_maxlen, 10000);
     ngx_conf_init_value(mcf->events_pull, 0);
+    ngx_conf_init_msec_value(mcf->watch_timeout, 30 * 60 * 1000);
+
+    if (mcf->watch_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"registry_watch_timeout\" must not be 0");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_init_value(mcf->auth_valid, 10);
 
     if (mcf->s3.region.len == 0) {

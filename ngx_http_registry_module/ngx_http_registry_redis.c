@@ -98,6 +98,8 @@ static void ngx_http_registry_redis_add_event(ngx_event_t *ev,
     ngx_int_t event);
 static void ngx_http_registry_redis_del_event(ngx_event_t *ev,
     ngx_int_t event);
+static void ngx_http_registry_redis_broken(ngx_event_t *ev);
+static void ngx_http_registry_redis_sub_exit(void);
 static void ngx_http_registry_redis_cleanup(void *data);
 
 static ngx_http_registry_redis_cmd_t *ngx_http_registry_redis_cmd_create(
@@ -112,6 +114,45 @@ static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
 static ngx_http_registry_redis_t  ngx_http_registry_redis_state;
 
 
+/*
+ * The subscriber: a connection of its own, since a connection in
+ * subscribe mode takes no other command.  It shares the address, the
+ * log and the event adapter with the command connection; its contexts
+ * carry it in ac->data, which tells the adapter's error path whose
+ * connection failed.
+ */
+
+typedef struct {
+    redisAsyncContext               *ac;        /* NULL: disconnected */
+    ngx_str_t                        channel;
+    ngx_http_registry_redis_sub_pt   handler;
+
+    ngx_event_t                      timer;     /* connect */
+    ngx_event_t                      fail;      /* posted by the hooks */
+    ngx_event_t                      lost;      /* tells the handler */
+
+    unsigned                         subscribed:1;
+    unsigned                         broken:1;
+} ngx_http_registry_redis_sub_t;
+
+
+static ngx_int_t ngx_http_registry_redis_sub_connect(void);
+static void ngx_http_registry_redis_sub_connected(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_sub_disconnected(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_sub_message(redisAsyncContext *ac,
+    void *reply, void *data);
+static void ngx_http_registry_redis_sub_lost(const char *what,
+    const char *detail);
+static void ngx_http_registry_redis_sub_timer_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_sub_fail_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_sub_lost_handler(ngx_event_t *ev);
+
+
+static ngx_http_registry_redis_sub_t  ngx_http_registry_redis_sub;
+
+
 ngx_int_t
 ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 {
@@ -122,6 +163,9 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 
     ngx_memzero(rs, sizeof(ngx_http_registry_redis_t));
     ngx_queue_init(&rs->pending);
+
+    ngx_memzero(&ngx_http_registry_redis_sub,
+                sizeof(ngx_http_registry_redis_sub_t));
 
     /* the cache manager and loader have no use for Redis */
 
@@ -207,6 +251,8 @@ ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
     if (rs->fail.posted) {
         ngx_delete_posted_event(&rs->fail);
     }
+
+    ngx_http_registry_redis_sub_exit();
 
     /*
      * The requests still waiting are abandoned by the exiting worker
@@ -974,8 +1020,6 @@ ngx_http_registry_redis_del_write(void *data)
 static void
 ngx_http_registry_redis_add_event(ngx_event_t *ev, ngx_int_t event)
 {
-    ngx_http_registry_redis_t  *rs;
-
     if (ev->active) {
         return;
     }
@@ -984,23 +1028,42 @@ ngx_http_registry_redis_add_event(ngx_event_t *ev, ngx_int_t event)
         return;
     }
 
-    rs = &ngx_http_registry_redis_state;
-
-    rs->broken = 1;
-    ngx_post_event(&rs->fail, &ngx_posted_events);
+    ngx_http_registry_redis_broken(ev);
 }
 
 
 static void
 ngx_http_registry_redis_del_event(ngx_event_t *ev, ngx_int_t event)
 {
-    ngx_http_registry_redis_t  *rs;
-
     if (!ev->active) {
         return;
     }
 
     if (ngx_del_event(ev, event, 0) == NGX_OK) {
+        return;
+    }
+
+    ngx_http_registry_redis_broken(ev);
+}
+
+
+/* an event call failed for the connection of ev: dropped when posted */
+
+static void
+ngx_http_registry_redis_broken(ngx_event_t *ev)
+{
+    ngx_connection_t               *c;
+    redisAsyncContext              *ac;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    c = ev->data;
+    ac = c->data;
+
+    if (ac->data != NULL) {
+        sub = ac->data;
+        sub->broken = 1;
+        ngx_post_event(&sub->fail, &ngx_posted_events);
         return;
     }
 
@@ -1048,4 +1111,389 @@ ngx_http_registry_redis_cleanup(void *data)
     /* the epoll loop tests it to skip the stale write half of an event */
 
     c->fd = (ngx_socket_t) -1;
+}
+
+
+/*
+ * The subscriber.  Opened by the first subscribe, it stays for the
+ * worker's life; a lost one is opened again by the next subscribe, not
+ * behind the subscribers' backs: they are told it was lost and decide.
+ * No command timeout applies (it waits for messages forever), TCP
+ * keepalive finds a vanished peer.
+ */
+
+ngx_int_t
+ngx_http_registry_redis_subscribe(ngx_str_t *channel,
+    ngx_http_registry_redis_sub_pt handler)
+{
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    rs = &ngx_http_registry_redis_state;
+    sub = &ngx_http_registry_redis_sub;
+
+    if (!rs->configured || rs->exiting) {
+        return NGX_ERROR;
+    }
+
+    if (sub->handler == NULL) {
+        sub->channel.data = ngx_alloc(channel->len, rs->log);
+        if (sub->channel.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(sub->channel.data, channel->data, channel->len);
+        sub->channel.len = channel->len;
+        sub->handler = handler;
+
+        sub->timer.handler = ngx_http_registry_redis_sub_timer_handler;
+        sub->timer.data = sub;
+        sub->timer.log = rs->log;
+        sub->timer.cancelable = 1;
+
+        sub->fail.handler = ngx_http_registry_redis_sub_fail_handler;
+        sub->fail.data = sub;
+        sub->fail.log = rs->log;
+
+        sub->lost.handler = ngx_http_registry_redis_sub_lost_handler;
+        sub->lost.data = sub;
+        sub->lost.log = rs->log;
+
+    } else if (sub->handler != handler
+               || sub->channel.len != channel->len
+               || ngx_strncmp(sub->channel.data, channel->data,
+                              channel->len)
+                  != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, rs->log, 0,
+                      "registry redis: one subscription per worker");
+        return NGX_ERROR;
+    }
+
+    if (sub->ac != NULL) {
+        /* subscribed, or about to be */
+        return NGX_OK;
+    }
+
+    return ngx_http_registry_redis_sub_connect();
+}
+
+
+ngx_uint_t
+ngx_http_registry_redis_subscribed(void)
+{
+    return ngx_http_registry_redis_sub.subscribed;
+}
+
+
+static ngx_int_t
+ngx_http_registry_redis_sub_connect(void)
+{
+    ngx_connection_t               *c;
+    redisAsyncContext              *ac;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    rs = &ngx_http_registry_redis_state;
+    sub = &ngx_http_registry_redis_sub;
+
+    if (rs->path) {
+        ac = redisAsyncConnectUnix(rs->path);
+
+    } else {
+        ac = redisAsyncConnect(rs->host, rs->port);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "registry redis \"%V\" subscriber: out of memory",
+                      &rs->name);
+        return NGX_ERROR;
+    }
+
+    if (ac->err) {
+        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                      "registry redis \"%V\" subscriber: %s",
+                      &rs->name, ac->errstr);
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rs->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_registry_redis_read_handler;
+    c->write->handler = ngx_http_registry_redis_write_handler;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    ac->data = sub;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_registry_redis_add_read;
+    ac->ev.delRead = ngx_http_registry_redis_del_read;
+    ac->ev.addWrite = ngx_http_registry_redis_add_write;
+    ac->ev.delWrite = ngx_http_registry_redis_del_write;
+    ac->ev.cleanup = ngx_http_registry_redis_cleanup;
+
+    sub->ac = ac;
+    sub->subscribed = 0;
+    sub->broken = 0;
+
+    (void) redisAsyncSetConnectCallback(ac,
+                                   ngx_http_registry_redis_sub_connected);
+    (void) redisAsyncSetDisconnectCallback(ac,
+                                   ngx_http_registry_redis_sub_disconnected);
+
+    /* hiredis buffers it until the connection is up */
+
+    if (redisAsyncCommand(ac, ngx_http_registry_redis_sub_message, NULL,
+                          "SUBSCRIBE %b", sub->channel.data,
+                          sub->channel.len)
+        != REDIS_OK)
+    {
+        sub->ac = NULL;
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    ngx_add_timer(&sub->timer, rs->timeout);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_registry_redis_sub_connected(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = &ngx_http_registry_redis_sub;
+
+    if (ac != sub->ac) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context when this returns */
+        ngx_http_registry_redis_sub_lost("connect failed",
+                                         ac->err ? ac->errstr : NULL);
+        return;
+    }
+
+    (void) redisEnableKeepAlive((redisContext *) &ac->c);
+}
+
+
+static void
+ngx_http_registry_redis_sub_disconnected(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = &ngx_http_registry_redis_sub;
+
+    if (ac != sub->ac) {
+        return;
+    }
+
+    ngx_http_registry_redis_sub_lost("connection lost",
+                                     ac->err ? ac->errstr : NULL);
+}
+
+
+/* every reply of the subscription: its confirmation, then messages */
+
+static void
+ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                     *rr, **e;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = &ngx_http_registry_redis_sub;
+    rr = reply;
+
+    if (ac != sub->ac) {
+        return;
+    }
+
+    if (rr == NULL) {
+        ngx_http_registry_redis_sub_lost("connection lost",
+                                         ac->err ? ac->errstr : NULL);
+        return;
+    }
+
+    if (rr->type != REDIS_REPLY_ARRAY || rr->elements < 3
+        || rr->element[0]->type != REDIS_REPLY_STRING)
+    {
+        if (rr->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, ngx_http_registry_redis_state.log, 0,
+                          "registry redis subscribe: %s", rr->str);
+            sub->broken = 1;
+            ngx_post_event(&sub->fail, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    e = rr->element;
+
+    if (e[0]->len == sizeof("message") - 1
+        && ngx_strncmp(e[0]->str, "message", e[0]->len) == 0)
+    {
+        if (e[2]->type == REDIS_REPLY_STRING) {
+            sub->handler(NGX_HTTP_REGISTRY_SUB_MESSAGE, (u_char *) e[2]->str,
+                         e[2]->len);
+        }
+
+        return;
+    }
+
+    if (e[0]->len == sizeof("subscribe") - 1
+        && ngx_strncmp(e[0]->str, "subscribe", e[0]->len) == 0)
+    {
+        sub->subscribed = 1;
+
+        if (sub->timer.timer_set) {
+            ngx_del_timer(&sub->timer);
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_http_registry_redis_state.log,
+                       0, "registry redis subscribed to \"%V\"",
+                       &sub->channel);
+
+        sub->handler(NGX_HTTP_REGISTRY_SUB_READY, NULL, 0);
+    }
+}
+
+
+/*
+ * The subscriber is gone, or going (hiredis may be freeing it).  The
+ * handler learns it from a posted event, out of hiredis's callbacks.
+ */
+
+static void
+ngx_http_registry_redis_sub_lost(const char *what, const char *detail)
+{
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    rs = &ngx_http_registry_redis_state;
+    sub = &ngx_http_registry_redis_sub;
+
+    sub->ac = NULL;
+    sub->subscribed = 0;
+
+    if (sub->timer.timer_set) {
+        ngx_del_timer(&sub->timer);
+    }
+
+    if (rs->exiting) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+                  "registry redis \"%V\" subscriber %s%s%s", &rs->name, what,
+                  detail ? ": " : "", detail ? detail : "");
+
+    if (!sub->lost.posted) {
+        ngx_post_event(&sub->lost, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_registry_redis_sub_drop(const char *what)
+{
+    redisAsyncContext              *ac;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = &ngx_http_registry_redis_sub;
+
+    ac = sub->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_registry_redis_sub_lost(what, NULL);
+
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_registry_redis_sub_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = ev->data;
+
+    if (sub->ac != NULL && !sub->subscribed) {
+        ngx_http_registry_redis_sub_drop("connect timed out");
+    }
+}
+
+
+static void
+ngx_http_registry_redis_sub_fail_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = ev->data;
+
+    if (sub->broken) {
+        ngx_http_registry_redis_sub_drop("failed");
+    }
+}
+
+
+static void
+ngx_http_registry_redis_sub_lost_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = ev->data;
+
+    if (sub->handler) {
+        sub->handler(NGX_HTTP_REGISTRY_SUB_LOST, NULL, 0);
+    }
+}
+
+
+static void
+ngx_http_registry_redis_sub_exit(void)
+{
+    redisAsyncContext              *ac;
+    ngx_http_registry_redis_sub_t  *sub;
+
+    sub = &ngx_http_registry_redis_sub;
+
+    if (sub->timer.timer_set) {
+        ngx_del_timer(&sub->timer);
+    }
+
+    if (sub->fail.posted) {
+        ngx_delete_posted_event(&sub->fail);
+    }
+
+    if (sub->lost.posted) {
+        ngx_delete_posted_event(&sub->lost);
+    }
+
+    ac = sub->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    sub->ac = NULL;
+    sub->subscribed = 0;
+
+    redisAsyncFree(ac);
 }

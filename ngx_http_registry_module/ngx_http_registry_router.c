@@ -67,6 +67,10 @@ static ngx_http_registry_route_t  ngx_http_registry_routes[] = {
       NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
       ngx_http_registry_token_handler, "GET, HEAD" },
 
+    { NGX_HTTP_REGISTRY_ROUTE_API,
+      NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
+      ngx_http_registry_api_handler, "GET, HEAD" },
+
     { NGX_HTTP_REGISTRY_ROUTE_NONE, 0, 0, NULL, NULL }
 };
 
@@ -162,6 +166,12 @@ ngx_http_registry_parse(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
     {
         ctx->route = NGX_HTTP_REGISTRY_ROUTE_TOKEN;
         return NGX_OK;
+    }
+
+    /* /apis/image.openshift.io/v1/...: imagestreams.c reads the rest */
+
+    if (ngx_http_registry_api_uri(r)) {
+        return ngx_http_registry_api_parse(r, ctx);
     }
 
     if (uri.len < 3 || ngx_strncmp(uri.data, "/v2", 3) != 0

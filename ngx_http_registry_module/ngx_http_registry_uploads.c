@@ -11,6 +11,18 @@
  * enough bytes make a part.  A blob small enough never becomes a
  * multipart upload: one PutObject at the end.  The SHA-256 state travels
  * in the session; the digest is checked before anything is visible.
+ *
+ * Only one request at a time writes a session's parts: it claims the
+ * session ("busy": a token and a deadline) once its body is read, and
+ * the claim ends with its commit, or with the request (a pool cleanup),
+ * or at the deadline if its worker died.  Part numbers follow the
+ * committed parts, so a part whose commit failed is written over by the
+ * next one: a multipart upload never holds a part that is not the
+ * session's, which matters twice: S3 compares only ETags (MD5) when it
+ * completes, and RGW, unlike AWS, refuses to complete with fewer parts
+ * than were uploaded.  Appends to the tail give way to a claim, and a
+ * final PUT keeps its claim until the blob is visible, so nothing moves
+ * the session under it.
  */
 
 
@@ -21,7 +33,14 @@
 
 #define NGX_HTTP_REGISTRY_ID_LEN       32
 #define NGX_HTTP_REGISTRY_SHA_VERSION  '1'
+
+/* S3's largest part and object of a single PUT */
+#ifndef NGX_HTTP_REGISTRY_MAX_PART
 #define NGX_HTTP_REGISTRY_MAX_PART     ((off_t) 5 * 1024 * 1024 * 1024)
+#endif
+
+/* a claim lasts this long, plus a second a MiB it sends */
+#define NGX_HTTP_REGISTRY_CLAIM_TIME   60
 
 
 typedef struct {
@@ -30,29 +49,34 @@ typedef struct {
     ngx_str_t                   session;      /* upload:ID */
     ngx_str_t                   etags;        /* upload:ID:etags */
     ngx_str_t                   tail_key;     /* upload:ID:tail */
+    ngx_str_t                   blob;         /* blob:D of the claim */
     ngx_str_t                   mpu;          /* multipart id, or empty */
-    ngx_str_t                   created_mpu;  /* the one we created */
     ngx_str_t                   claimed;      /* the client's digest */
     ngx_str_t                   tail;         /* tail bytes, once loaded */
-    ngx_str_t                   etag;         /* of the part just sent */
-    ngx_array_t                *parts;        /* for the completion */
+    ngx_str_t                   token;        /* our claim on the session */
+    ngx_array_t                *committed;    /* parts before us, loaded */
+    ngx_array_t                *parts;        /* the parts we sent */
 
+    ngx_uint_t                  ncommitted;   /* parts before us */
     off_t                       offset;       /* committed before us */
     off_t                       tail_len;
     off_t                       chunk_len;
+    off_t                       total;        /* tail + chunk: ours to send */
+    off_t                       sent;         /* of total, in parts */
+    off_t                       part_size;
     off_t                       range_start;
     off_t                       range_end;
-    ngx_int_t                   partno;
 
     unsigned                    has_range:1;
     unsigned                    final:1;       /* PUT or monolithic */
     unsigned                    monolithic:1;  /* no session in Redis */
+    unsigned                    locked:1;      /* the session is ours */
     unsigned                    checked:1;     /* existence known */
     unsigned                    exists:1;
     unsigned                    tail_loaded:1;
-    unsigned                    part_sent:1;
+    unsigned                    multipart:1;   /* parts, not one PUT */
     unsigned                    completed:1;
-    unsigned                    stored:1;      /* object written */
+    unsigned                    stored:1;      /* an object was written */
     unsigned                    aborted:1;
     unsigned                    aborting:1;    /* s3_done awaits an abort */
 } ngx_http_registry_upload_t;
@@ -78,23 +102,22 @@ static ngx_int_t ngx_http_registry_upload_patch(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_finish(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_part(ngx_http_request_t *r,
+static ngx_int_t ngx_http_registry_upload_claim(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
+static ngx_int_t ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_chain_t *ngx_http_registry_upload_chain(ngx_http_request_t *r,
-    ngx_http_registry_upload_t *up);
-static ngx_int_t ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
+static void ngx_http_registry_upload_release(void *data);
+static ngx_int_t ngx_http_registry_upload_send(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_reserved(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_send_part(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_part_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -103,6 +126,8 @@ static ngx_int_t ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_upload_committed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_finished(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_dropped(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -114,8 +139,11 @@ static ngx_int_t ngx_http_registry_upload_status(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t status);
 static ngx_int_t ngx_http_registry_upload_range_error(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_unknown(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_chain_t *ngx_http_registry_upload_chain(ngx_http_request_t *r,
+    ngx_http_registry_upload_t *up, off_t from, off_t len);
 static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_int_t built,
     ngx_http_registry_s3_op_t *op, ngx_http_registry_step_pt next);
@@ -126,43 +154,94 @@ static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out);
 
 
+/*
+ * Lua shared by the scripts: "busy" is "<token> <deadline>", the
+ * deadline in Redis's own clock, so that hosts need not agree on time.
+ */
+#define NGX_HTTP_REGISTRY_BUSY_LUA                                           \
+    "local function taken(b) "                                               \
+    "  if not b then return false end "                                      \
+    "  local d = tonumber(string.match(b, ' (%d+)$')) "                      \
+    "  return d ~= nil and d > tonumber(redis.call('TIME')[1]) "             \
+    "end "                                                                   \
+    "local function ours(b, t) "                                             \
+    "  return b ~= false and b ~= nil and string.sub(b, 1, #t + 1) "         \
+    "         == t .. ' ' "                                                  \
+    "end "
+
 /* KEYS: upload:ID; ARGV: R, sha, expires */
 static const char  ngx_http_registry_upload_create_lua[] =
     "redis.call('HSET', KEYS[1], 'repo', ARGV[1], 'offset', '0', "
-    "           'sha', ARGV[2], 'partno', '0') "
+    "           'sha', ARGV[2]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
     "return 1";
 
-/* KEYS: upload:ID, upload:ID:tail; ARGV: R */
+/*
+ * KEYS: upload:ID, etags, tail; ARGV: R.
+ * Returns offset, sha, mpu, committed parts, tail length.
+ */
 static const char  ngx_http_registry_upload_load_lua[] =
     "local u = redis.call('HMGET', KEYS[1], 'repo', 'offset', 'sha', "
-    "                     'mpu', 'partno') "
+    "                     'mpu') "
     "if not u[1] or u[1] ~= ARGV[1] then return false end "
-    "return {u[2], u[3], u[4] or '', u[5] or '0', "
-    "        tostring(redis.call('STRLEN', KEYS[2]))}";
+    "return {u[2], u[3], u[4] or '', "
+    "        tostring(redis.call('LLEN', KEYS[2])), "
+    "        tostring(redis.call('STRLEN', KEYS[3]))}";
 
-/* KEYS: upload:ID, tail; ARGV: offset, new offset, sha, bytes, expires */
+/*
+ * KEYS: upload:ID, tail; ARGV: offset, new offset, sha, bytes, expires.
+ * -1: no session; 0: moved on, or claimed by another request.
+ */
 static const char  ngx_http_registry_upload_append_lua[] =
-    "if redis.call('HGET', KEYS[1], 'offset') ~= ARGV[1] then return 0 end "
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
+    "if not u[1] then return -1 end "
+    "if u[1] ~= ARGV[1] or taken(u[2]) then return 0 end "
     "redis.call('APPEND', KEYS[2], ARGV[4]) "
     "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
     "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
     "return 1";
 
-/* KEYS: upload:ID; ARGV: multipart id we created, or "" */
-static const char  ngx_http_registry_upload_reserve_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end "
-    "if ARGV[1] ~= '' then redis.call('HSETNX', KEYS[1], 'mpu', ARGV[1]) end "
-    "local n = redis.call('HINCRBY', KEYS[1], 'partno', 1) "
-    "return {tostring(n), redis.call('HGET', KEYS[1], 'mpu') or ''}";
+/*
+ * KEYS: upload:ID, etags[, blob:D]; ARGV: offset, token, seconds.
+ * -1: no session; 0: moved on, or claimed by another request; else
+ * {committed parts, whether blob:D exists}.
+ */
+static const char  ngx_http_registry_upload_claim_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
+    "if not u[1] then return -1 end "
+    "if u[1] ~= ARGV[1] or taken(u[2]) then return 0 end "
+    "local now = tonumber(redis.call('TIME')[1]) "
+    "redis.call('HSET', KEYS[1], 'busy', "
+    "           ARGV[2] .. ' ' .. (now + tonumber(ARGV[3]))) "
+    "local e = 0 "
+    "if KEYS[3] then e = redis.call('EXISTS', KEYS[3]) end "
+    "return {redis.call('LLEN', KEYS[2]), e}";
 
-/* KEYS: upload:ID, etags, tail; ARGV: offset, new offset, sha, part, exp */
-static const char  ngx_http_registry_upload_part_lua[] =
-    "if redis.call('HGET', KEYS[1], 'offset') ~= ARGV[1] then return 0 end "
-    "redis.call('RPUSH', KEYS[2], ARGV[4]) "
+/* KEYS: upload:ID; ARGV: token */
+static const char  ngx_http_registry_upload_release_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
+    "  redis.call('HDEL', KEYS[1], 'busy') "
+    "end "
+    "return 1";
+
+/*
+ * Parts in, the claim ends.  KEYS: upload:ID, etags, tail; ARGV: offset,
+ * new offset, sha, token, expires, mpu, then "N ETAG" of each part.
+ */
+static const char  ngx_http_registry_upload_parts_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
+    "if not u[1] then return -1 end "
+    "if u[1] ~= ARGV[1] or not ours(u[2], ARGV[4]) then return 0 end "
+    "for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end "
     "redis.call('DEL', KEYS[3]) "
-    "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3]) "
+    "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3], "
+    "           'mpu', ARGV[6]) "
+    "redis.call('HDEL', KEYS[1], 'busy') "
     "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
     "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
     "return 1";
@@ -170,10 +249,17 @@ static const char  ngx_http_registry_upload_part_lua[] =
 /*
  * The blob becomes visible.  KEYS: blob:D, repo:R:blobs, blob:D:links,
  * blobs, repos, upload:ID, etags, tail; ARGV: D, R, size, S3 key or ""
- * (nothing stored: the blob existed), now.  Returns 1 when our object
- * became the blob's, 0 when the blob existed (ours is a duplicate).
+ * (nothing stored: the blob existed), now, token or "" (monolithic).
+ * Returns 1 when our object became the blob's, 0 when the blob existed
+ * (ours is a duplicate), -1 when it vanished (nothing stored), -2 when
+ * the session is no longer ours (cancelled meanwhile).
  */
 static const char  ngx_http_registry_upload_finish_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if ARGV[6] ~= '' "
+    "   and not ours(redis.call('HGET', KEYS[6], 'busy'), ARGV[6]) then "
+    "  return -2 "
+    "end "
     "local fresh = 0 "
     "if redis.call('EXISTS', KEYS[1]) == 0 then "
     "  if ARGV[4] == '' then return -1 end "
@@ -282,7 +368,6 @@ ngx_http_registry_uploads_handler(ngx_http_request_t *r,
     up = ctx->data;
     up->final = 1;
     up->monolithic = 1;
-    up->claimed = ctx->digest;
 
     SHA256_Init(&ctx->sha);
     ctx->hash_body = 1;
@@ -323,6 +408,7 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
     }
 
     up->id = *id;
+    up->claimed = ctx->digest;
 
     if (ngx_http_registry_keyf(r->pool, &up->key, "data/%V", id) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &up->session, "upload:%V", id)
@@ -331,8 +417,17 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
            != NGX_OK
         || ngx_http_registry_keyf(r->pool, &up->tail_key, "upload:%V:tail",
                                   id)
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &up->blob, "blob:%V",
+                                  &ctx->digest)
            != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    up->parts = ngx_array_create(r->pool, 1,
+                                 sizeof(ngx_http_registry_s3_part_t));
+    if (up->parts == NULL) {
         return NGX_ERROR;
     }
 
@@ -414,11 +509,11 @@ ngx_http_registry_upload_handler(ngx_http_request_t *r,
 {
     size_t                       i;
     ngx_int_t                    rc;
-    ngx_str_t                    args[3];
+    ngx_str_t                    args[4];
     ngx_http_registry_upload_t  *up;
 
     if (ctx->reference.len != NGX_HTTP_REGISTRY_ID_LEN) {
-        goto unknown;
+        return ngx_http_registry_upload_unknown(r);
     }
 
     for (i = 0; i < ctx->reference.len; i++) {
@@ -426,7 +521,7 @@ ngx_http_registry_upload_handler(ngx_http_request_t *r,
               || (ctx->reference.data[i] >= 'a'
                   && ctx->reference.data[i] <= 'f')))
         {
-            goto unknown;
+            return ngx_http_registry_upload_unknown(r);
         }
     }
 
@@ -454,22 +549,16 @@ ngx_http_registry_upload_handler(ngx_http_request_t *r,
 
     up = ctx->data;
     up->final = (r->method == NGX_HTTP_PUT);
-    up->claimed = ctx->digest;
 
     args[0] = up->session;
-    args[1] = up->tail_key;
-    args[2] = ctx->repo;
+    args[1] = up->etags;
+    args[2] = up->tail_key;
+    args[3] = ctx->repo;
 
     return ngx_http_registry_upload_eval(r, ctx,
                                          ngx_http_registry_upload_load_lua,
-                                         2, args, 3,
+                                         3, args, 4,
                                          ngx_http_registry_upload_loaded);
-
-unknown:
-
-    return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
-                                   "BLOB_UPLOAD_UNKNOWN",
-                                   "blob upload unknown to registry");
 }
 
 
@@ -477,8 +566,8 @@ static ngx_int_t
 ngx_http_registry_upload_loaded(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_int_t                    rc;
-    ngx_str_t                    offset, sha, mpu, partno, tail;
+    ngx_int_t                    n;
+    ngx_str_t                    offset, sha, mpu, parts, tail;
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
@@ -488,15 +577,13 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
     }
 
     if (ctx->reply->type != REDIS_REPLY_ARRAY) {
-        return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
-                                       "BLOB_UPLOAD_UNKNOWN",
-                                       "blob upload unknown to registry");
+        return ngx_http_registry_upload_unknown(r);
     }
 
     if (ngx_http_registry_reply_str(ctx->reply, 0, &offset) != NGX_OK
         || ngx_http_registry_reply_str(ctx->reply, 1, &sha) != NGX_OK
         || ngx_http_registry_reply_str(ctx->reply, 2, &mpu) != NGX_OK
-        || ngx_http_registry_reply_str(ctx->reply, 3, &partno) != NGX_OK
+        || ngx_http_registry_reply_str(ctx->reply, 3, &parts) != NGX_OK
         || ngx_http_registry_reply_str(ctx->reply, 4, &tail) != NGX_OK)
     {
         return NGX_ERROR;
@@ -504,19 +591,19 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
 
     up->offset = ngx_atoof(offset.data, offset.len);
     up->tail_len = ngx_atoof(tail.data, tail.len);
-    up->partno = ngx_atoi(partno.data, partno.len);
+    n = ngx_atoi(parts.data, parts.len);
 
     if (up->offset == NGX_ERROR || up->tail_len == NGX_ERROR
-        || up->partno == NGX_ERROR
+        || n == NGX_ERROR
         || sha.len != 1 + sizeof(SHA256_CTX)
         || sha.data[0] != NGX_HTTP_REGISTRY_SHA_VERSION)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: upload session %V is damaged", &up->id);
-        return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
-                                       "BLOB_UPLOAD_UNKNOWN",
-                                       "blob upload unknown to registry");
+        return ngx_http_registry_upload_unknown(r);
     }
+
+    up->ncommitted = n;
 
     ngx_memcpy(&ctx->sha, sha.data + 1, sizeof(SHA256_CTX));
 
@@ -538,8 +625,7 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
         break;
     }
 
-    rc = ngx_http_registry_upload_content_range(r, up);
-    if (rc != NGX_OK) {
+    if (ngx_http_registry_upload_content_range(r, up) != NGX_OK) {
         return ngx_http_registry_upload_range_error(r, ctx);
     }
 
@@ -628,10 +714,13 @@ ngx_http_registry_upload_content_range(ngx_http_request_t *r,
 }
 
 
+/* the body is read (and hashed) */
+
 static ngx_int_t
 ngx_http_registry_upload_read(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    off_t                        n;
     u_char                       hash[SHA256_DIGEST_LENGTH];
     u_char                       hex[7 + 2 * SHA256_DIGEST_LENGTH];
     SHA256_CTX                   final;
@@ -639,6 +728,7 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
 
     up = ctx->data;
     up->chunk_len = ctx->body_bytes;
+    up->total = up->tail_len + up->chunk_len;
 
     if (up->has_range
         && up->chunk_len != up->range_end - up->range_start + 1)
@@ -646,10 +736,19 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
         return ngx_http_registry_upload_range_error(r, ctx);
     }
 
-    if (up->chunk_len > NGX_HTTP_REGISTRY_MAX_PART) {
+    /*
+     * Parts as equal as can be, none over S3's limit: over 5 MiB each,
+     * since only more than 5 GiB is split.
+     */
+
+    n = (up->total + NGX_HTTP_REGISTRY_MAX_PART - 1)
+        / NGX_HTTP_REGISTRY_MAX_PART;
+    up->part_size = n ? (up->total + n - 1) / n : 0;
+
+    if (up->ncommitted + n > NGX_HTTP_REGISTRY_S3_MAX_PARTS) {
         return ngx_http_registry_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                        "SIZE_INVALID",
-                                       "a chunk may hold at most 5 GiB");
+                                       "too many parts: send larger chunks");
     }
 
     if (up->final) {
@@ -663,7 +762,6 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
             || ngx_strncmp(up->claimed.data, hex, sizeof(hex)) != 0)
         {
             /* nothing is stored under that digest; the session ends */
-            up->checked = 1;
             return ngx_http_registry_upload_cancel(r, ctx);
         }
     }
@@ -691,8 +789,11 @@ static ngx_int_t
 ngx_http_registry_upload_patch(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                       a[8];
+    size_t                          n;
+    ngx_str_t                      *a;
+    ngx_uint_t                      i;
     ngx_http_registry_upload_t     *up;
+    ngx_http_registry_s3_part_t    *part;
     ngx_http_registry_main_conf_t  *mcf;
 
     up = ctx->data;
@@ -702,10 +803,21 @@ ngx_http_registry_upload_patch(ngx_http_request_t *r,
         return ngx_http_registry_upload_status(r, ctx, NGX_HTTP_ACCEPTED);
     }
 
-    if (up->tail_len + up->chunk_len >= NGX_HTTP_REGISTRY_S3_MIN_PART
-        && !up->part_sent)
+    if (up->total >= NGX_HTTP_REGISTRY_S3_MIN_PART
+        && up->sent < up->total)
     {
-        return ngx_http_registry_upload_part(r, ctx);
+        if (!up->locked) {
+            return ngx_http_registry_upload_claim(r, ctx);
+        }
+
+        return ngx_http_registry_upload_send(r, ctx);
+    }
+
+    n = up->locked ? 6 + up->parts->nelts : 7;
+
+    a = ngx_palloc(r->pool, (3 + n) * sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_ERROR;
     }
 
     a[0] = up->session;
@@ -721,7 +833,7 @@ ngx_http_registry_upload_patch(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (!up->part_sent) {
+    if (!up->locked) {
 
         /* too small for a part: the bytes wait in the tail */
 
@@ -744,19 +856,27 @@ ngx_http_registry_upload_patch(ngx_http_request_t *r,
                                         ngx_http_registry_upload_committed);
     }
 
+    /* the parts sent: the session moves on, the claim ends */
+
     a[1] = up->etags;
     a[2] = up->tail_key;
+    a[6] = up->token;
+    a[8] = up->mpu;
 
-    if (ngx_http_registry_keyf(r->pool, &a[6], "%i %V", up->partno,
-                               &up->etag)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
+    part = up->parts->elts;
+
+    for (i = 0; i < up->parts->nelts; i++) {
+        if (ngx_http_registry_keyf(r->pool, &a[9 + i], "%ui %V",
+                                   part[i].number, &part[i].etag)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_part_lua,
-                                         3, a, 8,
+                                         ngx_http_registry_upload_parts_lua,
+                                         3, a, 3 + n,
                                          ngx_http_registry_upload_committed);
 }
 
@@ -773,10 +893,17 @@ ngx_http_registry_upload_committed(ngx_http_request_t *r,
         return ngx_http_registry_unavailable(r, "redis: no answer");
     }
 
+    if (ctx->reply->integer < 0) {
+        return ngx_http_registry_upload_unknown(r);
+    }
+
     if (ctx->reply->integer == 0) {
         /* another request moved the session on meanwhile */
         return ngx_http_registry_upload_range_error(r, ctx);
     }
+
+    /* the parts script ended the claim */
+    up->locked = 0;
 
     up->offset += up->chunk_len;
 
@@ -784,32 +911,33 @@ ngx_http_registry_upload_committed(ngx_http_request_t *r,
 }
 
 
-/* the last request of an upload: the blob is complete and checked */
+/*
+ * The last request of an upload: the blob is complete and checked.  A
+ * blob that exists already is only linked; else our bytes become an
+ * object, in one PutObject or by completing the multipart upload.
+ */
 
 static ngx_int_t
 ngx_http_registry_upload_finish(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                    args[13];
+    ngx_str_t                    args[14], cmd;
     ngx_chain_t                 *cl;
     ngx_http_registry_upload_t  *up;
     ngx_http_registry_s3_op_t    op;
 
     up = ctx->data;
 
-    if (!up->checked) {
-        /* a blob that exists already is not stored twice */
-        if (ngx_http_registry_keyf(r->pool, &args[0], "blob:%V",
-                                   &up->claimed)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    if (!up->monolithic && !up->locked) {
+        /* tells whether the blob exists too */
+        return ngx_http_registry_upload_claim(r, ctx);
+    }
 
-        ngx_str_set(&args[1], "EXISTS");
+    if (!up->checked) {
+        ngx_str_set(&cmd, "EXISTS");
 
         return ngx_http_registry_call(r, ngx_http_registry_upload_exists_done,
-                                      2, &args[1], &args[0], NULL);
+                                      2, &cmd, &up->blob, NULL);
     }
 
     if (up->exists) {
@@ -822,80 +950,76 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
                        &op, ngx_http_registry_upload_s3_done);
         }
 
-        ngx_str_null(&up->key);
         goto finish;
     }
 
-    if (up->mpu.len) {
-        if (up->tail_len + up->chunk_len > 0 && !up->part_sent) {
-            return ngx_http_registry_upload_part(r, ctx);
-        }
+    if (up->mpu.len == 0 && up->total <= NGX_HTTP_REGISTRY_MAX_PART) {
 
-        if (up->parts == NULL) {
-            ngx_str_set(&args[0], "LRANGE");
-            ngx_str_set(&args[1], "0");
-            ngx_str_set(&args[2], "-1");
-
-            return ngx_http_registry_call(r,
-                                          ngx_http_registry_upload_etags_done,
-                                          4, &args[0], &up->etags, &args[1],
-                                          &args[2], NULL);
-        }
-
-        if (up->parts->nelts) {
-            if (!up->completed) {
-                up->completed = 1;
-
-                return ngx_http_registry_upload_s3(r, ctx,
-                           ngx_http_registry_s3_op_complete(r, &op, &up->key,
-                                                            &up->mpu,
-                                                            up->parts),
-                           &op, ngx_http_registry_upload_s3_done);
+        if (!up->stored) {
+            if (up->tail_len && !up->tail_loaded) {
+                return ngx_http_registry_upload_load_tail(r, ctx);
             }
 
-            goto finish;
-        }
+            cl = ngx_http_registry_upload_chain(r, up, 0, up->total);
+            if (cl == NGX_CHAIN_ERROR) {
+                return NGX_ERROR;
+            }
 
-        /*
-         * A multipart upload without a part (made for a part that never
-         * got in) and no byte left: an empty blob, which S3 cannot make
-         * of a multipart upload.  It goes; the object is put instead.
-         */
+            up->stored = 1;
 
-        if (!up->aborted) {
-            up->aborted = 1;
-            up->aborting = 1;
             return ngx_http_registry_upload_s3(r, ctx,
-                       ngx_http_registry_s3_op_abort(r, &op, &up->key,
-                                                     &up->mpu),
+                       ngx_http_registry_s3_op_put(r, &op, &up->key, cl,
+                                                   up->total, NULL),
                        &op, ngx_http_registry_upload_s3_done);
         }
 
-        ngx_str_null(&up->mpu);
+        goto finish;
     }
 
-    if (!up->stored) {
-        if (up->tail_len && !up->tail_loaded) {
-            goto load_tail;
-        }
+    /* multipart */
 
-        cl = ngx_http_registry_upload_chain(r, up);
-        if (cl == NGX_CHAIN_ERROR) {
-            return NGX_ERROR;
+    up->multipart = 1;
+
+    if (up->ncommitted && up->committed == NULL) {
+        ngx_str_set(&args[0], "LRANGE");
+        ngx_str_set(&args[1], "0");
+        ngx_str_set(&args[2], "-1");
+
+        return ngx_http_registry_call(r, ngx_http_registry_upload_etags_done,
+                                      4, &args[0], &up->etags, &args[1],
+                                      &args[2], NULL);
+    }
+
+    if (up->sent < up->total) {
+        return ngx_http_registry_upload_send(r, ctx);
+    }
+
+    if (!up->completed) {
+        up->completed = 1;
+
+        if (up->committed) {
+            /* the parts before ours, then ours */
+            if (ngx_array_push_n(up->committed, up->parts->nelts) == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy((ngx_http_registry_s3_part_t *) up->committed->elts
+                       + up->ncommitted,
+                       up->parts->elts,
+                       up->parts->nelts * sizeof(ngx_http_registry_s3_part_t));
+
+            up->parts = up->committed;
         }
 
         up->stored = 1;
 
         return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_put(r, &op, &up->key, cl,
-                                               up->tail_len + up->chunk_len,
-                                               NULL),
+                   ngx_http_registry_s3_op_complete(r, &op, &up->key,
+                                                    &up->mpu, up->parts),
                    &op, ngx_http_registry_upload_s3_done);
     }
 
 finish:
-
-    args[0].len = 0;
 
     if (ngx_http_registry_keyf(r->pool, &args[0], "blob:%V", &up->claimed)
         != NGX_OK
@@ -918,16 +1042,269 @@ finish:
     args[7] = up->tail_key;
     args[8] = up->claimed;
     args[9] = ctx->repo;
-    args[11] = up->key;
+    args[13] = up->token;
+
+    if (up->stored) {
+        args[11] = up->key;
+
+    } else {
+        ngx_str_null(&args[11]);
+    }
 
     return ngx_http_registry_upload_eval(r, ctx,
                                          ngx_http_registry_upload_finish_lua,
-                                         8, args, 13,
+                                         8, args, 14,
                                          ngx_http_registry_upload_finished);
+}
 
-load_tail:
 
-    return ngx_http_registry_upload_load_tail(r, ctx);
+/*
+ * The session becomes ours until we commit or end: see the top of the
+ * file.  A PUT learns on the way whether the blob exists.
+ */
+
+static ngx_int_t
+ngx_http_registry_upload_claim(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char                      *p;
+    ngx_str_t                    args[6];
+    ngx_uint_t                   nkeys;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_registry_upload_t  *up;
+    u_char                       raw[NGX_HTTP_REGISTRY_ID_LEN / 2];
+
+    up = ctx->data;
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_REGISTRY_ID_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    up->token.data = p;
+    up->token.len = ngx_hex_dump(p, raw, sizeof(raw)) - p;
+
+    /* registered first: once Redis has the claim, nothing may fail */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_registry_upload_release;
+    cln->data = up;
+
+    args[0] = up->session;
+    args[1] = up->etags;
+    nkeys = 2;
+
+    if (up->final) {
+        args[nkeys++] = up->blob;
+    }
+
+    if (ngx_http_registry_keyf(r->pool, &args[nkeys], "%O", up->offset)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[nkeys + 2], "%T",
+                                  (time_t) (NGX_HTTP_REGISTRY_CLAIM_TIME
+                                            + (up->total >> 20)))
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    args[nkeys + 1] = up->token;
+
+    return ngx_http_registry_upload_eval(r, ctx,
+                                         ngx_http_registry_upload_claim_lua,
+                                         nkeys, args, nkeys + 3,
+                                         ngx_http_registry_upload_claimed);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_claimed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply                  *reply;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+    reply = ctx->reply;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        return ngx_http_registry_unavailable(r, "redis: no answer");
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer < 0) {
+            return ngx_http_registry_upload_unknown(r);
+        }
+
+        /* moved on, or another request is writing it */
+        return ngx_http_registry_upload_range_error(r, ctx);
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        return NGX_ERROR;
+    }
+
+    up->locked = 1;
+
+    /* parts committed since the session was loaded cannot be: same offset */
+    up->ncommitted = (ngx_uint_t) reply->element[0]->integer;
+
+    if (up->final) {
+        up->checked = 1;
+        up->exists = (reply->element[1]->integer != 0);
+    }
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+/* the request ends without its commit: the session is free again */
+
+static void
+ngx_http_registry_upload_release(void *data)
+{
+    ngx_http_registry_upload_t *up = data;
+
+    size_t       lens[5];
+    const char  *argv[5];
+
+    if (!up->locked) {
+        return;
+    }
+
+    up->locked = 0;
+
+    argv[0] = "EVAL";
+    lens[0] = sizeof("EVAL") - 1;
+    argv[1] = ngx_http_registry_upload_release_lua;
+    lens[1] = sizeof(ngx_http_registry_upload_release_lua) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (const char *) up->session.data;
+    lens[3] = up->session.len;
+    argv[4] = (const char *) up->token.data;
+    lens[4] = up->token.len;
+
+    /* hiredis copies the command at once; if Redis is away, the deadline */
+    (void) ngx_http_registry_redis_call(NULL, NULL, 5, argv, lens);
+}
+
+
+/* the next part of ours to S3, the multipart upload made first if need be */
+
+static ngx_int_t
+ngx_http_registry_upload_send(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    off_t                        len;
+    ngx_uint_t                   number;
+    ngx_chain_t                 *cl;
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+
+    if (up->tail_len && !up->tail_loaded) {
+        return ngx_http_registry_upload_load_tail(r, ctx);
+    }
+
+    if (up->mpu.len == 0) {
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_create_multipart(r, &op, &up->key),
+                   &op, ngx_http_registry_upload_mpu_done);
+    }
+
+    len = ngx_min(up->part_size, up->total - up->sent);
+
+    cl = ngx_http_registry_upload_chain(r, up, up->sent, len);
+    if (cl == NGX_CHAIN_ERROR) {
+        return NGX_ERROR;
+    }
+
+    number = up->ncommitted + up->parts->nelts + 1;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "registry upload %V part %ui: %O bytes",
+                   &up->id, number, len);
+
+    return ngx_http_registry_upload_s3(r, ctx,
+               ngx_http_registry_s3_op_upload_part(r, &op, &up->key, &up->mpu,
+                                                   number, cl, len),
+               &op, ngx_http_registry_upload_part_done);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    id;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->s3.status != NGX_HTTP_OK
+        || ngx_http_registry_s3_xml_value(r->pool, &ctx->s3.body, "UploadId",
+                                          &id)
+           != NGX_OK
+        || id.len == 0)
+    {
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    /* recorded in the session with the first part's commit */
+
+    up->mpu.len = id.len;
+    up->mpu.data = ngx_pstrdup(r->pool, &id);
+    if (up->mpu.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_upload_send(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_part_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    off_t                         len;
+    ngx_http_registry_upload_t   *up;
+    ngx_http_registry_s3_part_t  *part;
+
+    up = ctx->data;
+
+    if (ctx->s3.status != NGX_HTTP_OK || ctx->s3.etag.len == 0) {
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    part = ngx_array_push(up->parts);
+    if (part == NULL) {
+        return NGX_ERROR;
+    }
+
+    part->number = up->ncommitted + up->parts->nelts;
+    part->etag.len = ctx->s3.etag.len;
+    part->etag.data = ngx_pstrdup(r->pool, &ctx->s3.etag);
+    if (part->etag.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_min(up->part_size, up->total - up->sent);
+    up->sent += len;
+
+    return ngx_http_registry_upload_drive(r, ctx);
 }
 
 
@@ -944,6 +1321,43 @@ ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
 
     return ngx_http_registry_call(r, ngx_http_registry_upload_tail_done, 2,
                                   &get, &up->tail_key, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    tail;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
+        return ngx_http_registry_unavailable(r, "redis: no answer");
+    }
+
+    /* the tail cannot change while we hold the session */
+
+    if (ngx_http_registry_reply_str(ctx->reply, (ngx_uint_t) -1, &tail)
+        != NGX_OK
+        || (off_t) tail.len != up->tail_len)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: upload session %V lost its tail", &up->id);
+        return ngx_http_registry_upload_range_error(r, ctx);
+    }
+
+    up->tail.len = tail.len;
+    up->tail.data = ngx_pnalloc(r->pool, tail.len);
+    if (up->tail.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(up->tail.data, tail.data, tail.len);
+    up->tail_loaded = 1;
+
+    return ngx_http_registry_upload_drive(r, ctx);
 }
 
 
@@ -966,211 +1380,7 @@ ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t                    tail;
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
-    }
-
-    if (ngx_http_registry_reply_str(ctx->reply, (ngx_uint_t) -1, &tail)
-        != NGX_OK
-        || (off_t) tail.len != up->tail_len)
-    {
-        /* another request moved the session on meanwhile */
-        return ngx_http_registry_upload_range_error(r, ctx);
-    }
-
-    up->tail.len = tail.len;
-    up->tail.data = ngx_pnalloc(r->pool, tail.len);
-    if (up->tail.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(up->tail.data, tail.data, tail.len);
-    up->tail_loaded = 1;
-
-    return ngx_http_registry_upload_drive(r, ctx);
-}
-
-
-/* one part: the tail and this chunk, to the session's multipart upload */
-
-static ngx_int_t
-ngx_http_registry_upload_part(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t                    args[2];
-    ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
-
-    up = ctx->data;
-
-    if (up->tail_len && !up->tail_loaded) {
-        return ngx_http_registry_upload_load_tail(r, ctx);
-    }
-
-    if (up->mpu.len == 0 && up->created_mpu.len == 0) {
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_create_multipart(r, &op, &up->key),
-                   &op, ngx_http_registry_upload_mpu_done);
-    }
-
-    /* a part number of our own, whatever runs beside us */
-
-    args[0] = up->session;
-    args[1] = up->created_mpu;
-
-    return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_reserve_lua,
-                                         1, args, 2,
-                                         ngx_http_registry_upload_reserved);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t                    id;
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    if (ctx->s3.status != NGX_HTTP_OK
-        || ngx_http_registry_s3_xml_value(r->pool, &ctx->s3.body, "UploadId",
-                                          &id)
-           != NGX_OK)
-    {
-        return ngx_http_registry_s3_failed(r, ctx);
-    }
-
-    up->created_mpu.len = id.len;
-    up->created_mpu.data = ngx_pstrdup(r->pool, &id);
-    if (up->created_mpu.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_upload_part(r, ctx);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_reserved(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t                    partno, mpu;
-    ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
-
-    up = ctx->data;
-
-    if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
-    }
-
-    if (ctx->reply->type != REDIS_REPLY_ARRAY) {
-        return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
-                                       "BLOB_UPLOAD_UNKNOWN",
-                                       "blob upload unknown to registry");
-    }
-
-    if (ngx_http_registry_reply_str(ctx->reply, 0, &partno) != NGX_OK
-        || ngx_http_registry_reply_str(ctx->reply, 1, &mpu) != NGX_OK
-        || mpu.len == 0)
-    {
-        return NGX_ERROR;
-    }
-
-    up->partno = ngx_atoi(partno.data, partno.len);
-
-    if (up->partno == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (up->partno > NGX_HTTP_REGISTRY_S3_MAX_PARTS) {
-        return ngx_http_registry_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                       "SIZE_INVALID",
-                                       "too many parts: send larger chunks");
-    }
-
-    up->mpu.len = mpu.len;
-    up->mpu.data = ngx_pstrdup(r->pool, &mpu);
-    if (up->mpu.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (up->created_mpu.len
-        && (up->created_mpu.len != mpu.len
-            || ngx_strncmp(up->created_mpu.data, mpu.data, mpu.len) != 0))
-    {
-        /*
-         * A request beside us created the session's multipart upload
-         * first: ours would hold nothing and cost storage until
-         * aborted.  Whatever S3 answers, the part goes on.
-         */
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_abort(r, &op, &up->key,
-                                                 &up->created_mpu),
-                   &op, ngx_http_registry_upload_send_part);
-    }
-
-    return ngx_http_registry_upload_send_part(r, ctx);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_send_part(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_chain_t                 *cl;
-    ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
-
-    up = ctx->data;
-
-    cl = ngx_http_registry_upload_chain(r, up);
-    if (cl == NGX_CHAIN_ERROR) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_upload_s3(r, ctx,
-               ngx_http_registry_s3_op_upload_part(r, &op, &up->key, &up->mpu,
-                                             up->partno, cl,
-                                             up->tail_len + up->chunk_len),
-               &op, ngx_http_registry_upload_part_done);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_part_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    if (ctx->s3.status != NGX_HTTP_OK || ctx->s3.etag.len == 0) {
-        return ngx_http_registry_s3_failed(r, ctx);
-    }
-
-    up->etag.len = ctx->s3.etag.len;
-    up->etag.data = ngx_pstrdup(r->pool, &ctx->s3.etag);
-    if (up->etag.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    up->part_sent = 1;
-
-    return ngx_http_registry_upload_drive(r, ctx);
-}
-
+/* the parts committed before us, each "N ETAG" */
 
 static ngx_int_t
 ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
@@ -1188,13 +1398,20 @@ ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
         return ngx_http_registry_unavailable(r, "redis: no answer");
     }
 
-    up->parts = ngx_array_create(r->pool, ctx->reply->elements + 1,
-                                 sizeof(ngx_http_registry_s3_part_t));
-    if (up->parts == NULL) {
+    if (ctx->reply->elements != up->ncommitted) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: upload session %V lists %uz parts, "
+                      "not %ui", &up->id, ctx->reply->elements,
+                      up->ncommitted);
         return NGX_ERROR;
     }
 
-    /* each entry is "N ETAG" */
+    up->committed = ngx_array_create(r->pool,
+                                     up->ncommitted + up->parts->nalloc + 1,
+                                     sizeof(ngx_http_registry_s3_part_t));
+    if (up->committed == NULL) {
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < ctx->reply->elements; i++) {
         e = ctx->reply->element[i];
@@ -1207,7 +1424,7 @@ ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        part = ngx_array_push(up->parts);
+        part = ngx_array_push(up->committed);
         if (part == NULL) {
             return NGX_ERROR;
         }
@@ -1216,23 +1433,11 @@ ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
         part->etag.len = (u_char *) e->str + e->len - sp - 1;
         part->etag.data = ngx_pnalloc(r->pool, part->etag.len);
 
-        if (part->number == (ngx_uint_t) NGX_ERROR
-            || part->etag.data == NULL)
-        {
+        if (part->number != i + 1 || part->etag.data == NULL) {
             return NGX_ERROR;
         }
 
         ngx_memcpy(part->etag.data, sp + 1, part->etag.len);
-    }
-
-    if (up->part_sent) {
-        part = ngx_array_push(up->parts);
-        if (part == NULL) {
-            return NGX_ERROR;
-        }
-
-        part->number = up->partno;
-        part->etag = up->etag;
     }
 
     return ngx_http_registry_upload_drive(r, ctx);
@@ -1284,11 +1489,24 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
         return ngx_http_registry_unavailable(r, "redis: no answer");
     }
 
-    if (ctx->reply->integer == 0 && up->key.len) {
+    /* the session is gone with the claim, or was not ours any more */
+    up->locked = 0;
+
+    switch (ctx->reply->integer) {
+
+    case 1:
+        return ngx_http_registry_upload_blob_created(r, ctx);
+
+    case 0:
+        if (!up->stored) {
+            return ngx_http_registry_upload_blob_created(r, ctx);
+        }
+
         /*
          * The blob was committed by another upload while we stored ours:
          * the bytes are the same (both hash to the digest); ours go.
          */
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "registry: blob %V stored twice, dropping %V",
                       &up->claimed, &up->key);
@@ -1296,13 +1514,34 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
         return ngx_http_registry_upload_s3(r, ctx,
                    ngx_http_registry_s3_op_delete(r, &op, &up->key),
                    &op, ngx_http_registry_upload_blob_created);
-    }
 
-    if (ctx->reply->integer < 0) {
+    case -2:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "registry: upload %V was cancelled while it ended",
+                      &up->id);
+
+        if (!up->stored) {
+            return ngx_http_registry_upload_unknown(r);
+        }
+
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_delete(r, &op, &up->key),
+                   &op, ngx_http_registry_upload_dropped);
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: blob %V vanished while linked",
+                      &up->claimed);
         return NGX_ERROR;
     }
+}
 
-    return ngx_http_registry_upload_blob_created(r, ctx);
+
+static ngx_int_t
+ngx_http_registry_upload_dropped(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    return ngx_http_registry_upload_unknown(r);
 }
 
 
@@ -1323,11 +1562,16 @@ ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_PUSH, -1);
+
     return ngx_http_registry_send(r, NGX_HTTP_CREATED, NULL, NULL, 0);
 }
 
 
-/* DELETE of a session, or the end of one whose digest was wrong */
+/*
+ * DELETE of a session, or the end of one whose digest was wrong: whoever
+ * holds it loses it, and its multipart upload goes.
+ */
 
 static ngx_int_t
 ngx_http_registry_upload_cancel(ngx_http_request_t *r,
@@ -1452,20 +1696,39 @@ ngx_http_registry_upload_range_error(ngx_http_request_t *r,
 }
 
 
-/* the bytes of a part or object: the tail, then the client's body */
+static ngx_int_t
+ngx_http_registry_upload_unknown(ngx_http_request_t *r)
+{
+    return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
+                                   "BLOB_UPLOAD_UNKNOWN",
+                                   "blob upload unknown to registry");
+}
+
+
+/*
+ * Bytes [from, from + len) of what this request sends: the tail, then
+ * the client's body (memory or nginx's temp file), as shadow buffers so
+ * that the S3 send leaves the client's as they are.
+ */
 
 static ngx_chain_t *
 ngx_http_registry_upload_chain(ngx_http_request_t *r,
-    ngx_http_registry_upload_t *up)
+    ngx_http_registry_upload_t *up, off_t from, off_t len)
 {
+    off_t         pos, size, skip, take, end;
     ngx_buf_t    *b;
+    ngx_str_t     piece;
     ngx_chain_t  *head, **ll, *cl, *in;
 
     head = NULL;
     ll = &head;
+    end = from + len;
 
-    if (up->tail.len) {
-        cl = ngx_http_registry_memory_chain(r->pool, &up->tail);
+    if ((off_t) up->tail.len > from) {
+        piece.data = up->tail.data + from;
+        piece.len = ngx_min((off_t) up->tail.len, end) - from;
+
+        cl = ngx_http_registry_memory_chain(r->pool, &piece);
         if (cl == NULL) {
             return NGX_CHAIN_ERROR;
         }
@@ -1474,15 +1737,22 @@ ngx_http_registry_upload_chain(ngx_http_request_t *r,
         ll = &cl->next;
     }
 
+    pos = up->tail.len;
+
     for (in = r->request_body ? r->request_body->bufs : NULL;
-         in;
+         in && pos < end;
          in = in->next)
     {
-        if (ngx_buf_size(in->buf) == 0) {
+        size = ngx_buf_size(in->buf);
+
+        if (size == 0 || pos + size <= from) {
+            pos += size;
             continue;
         }
 
-        /* a shadow, so the S3 send leaves the client's buffers as they are */
+        skip = (from > pos) ? from - pos : 0;
+        take = ngx_min(size - skip, end - pos - skip);
+
         b = ngx_calloc_buf(r->pool);
         cl = ngx_alloc_chain_link(r->pool);
         if (b == NULL || cl == NULL) {
@@ -1493,9 +1763,21 @@ ngx_http_registry_upload_chain(ngx_http_request_t *r,
         b->last_buf = 0;
         b->last_in_chain = 0;
 
+        if (ngx_buf_in_memory(b)) {
+            b->pos += skip;
+            b->last = b->pos + take;
+            b->in_file = 0;
+
+        } else {
+            b->file_pos += skip;
+            b->file_last = b->file_pos + take;
+        }
+
         cl->buf = b;
         *ll = cl;
         ll = &cl->next;
+
+        pos += size;
     }
 
     *ll = NULL;

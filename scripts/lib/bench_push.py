@@ -62,7 +62,7 @@ class Client:
             h["Content-Length"] = "0"
         for attempt in (0, 1):
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=20)
             try:
                 self.conn.request(method, path, body=body, headers=h)
                 resp = self.conn.getresponse()
