@@ -283,6 +283,8 @@ ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
 void ngx_http_registry_resume(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
     const char *what);
+ngx_int_t ngx_http_registry_redis_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 ngx_int_t ngx_http_registry_send_json_as(ngx_http_request_t *r,

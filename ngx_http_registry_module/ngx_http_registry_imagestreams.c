@@ -95,8 +95,6 @@ static ngx_int_t ngx_http_registry_api_not_found(ngx_http_request_t *r,
     const char *kind, ngx_str_t *name);
 static ngx_int_t ngx_http_registry_api_send(ngx_http_request_t *r,
     u_char *data, size_t len);
-static ngx_int_t ngx_http_registry_api_redis_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_api_list(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_api_listed(ngx_http_request_t *r,
@@ -605,7 +603,7 @@ ngx_http_registry_image_checked(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (rp->type == REDIS_REPLY_INTEGER) {
@@ -621,7 +619,7 @@ ngx_http_registry_image_checked(ngx_http_request_t *r,
     if (ngx_http_registry_reply_str(rp, 0, &key) != NGX_OK
         || ngx_http_registry_reply_str(rp, 1, &s) != NGX_OK)
     {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     size = ngx_atoof(s.data, s.len);
@@ -1300,20 +1298,6 @@ ngx_http_registry_api_send(ngx_http_request_t *r, u_char *data, size_t len)
 }
 
 
-static ngx_int_t
-ngx_http_registry_api_redis_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    if (ctx->reply && ctx->reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: redis error: %*s",
-                      ctx->reply->len, ctx->reply->str);
-    }
-
-    return ngx_http_registry_unavailable(r, "redis: no answer");
-}
-
-
 /* GET .../namespaces/P/imagestreams: an ImageStreamList */
 
 static ngx_int_t
@@ -1350,7 +1334,7 @@ ngx_http_registry_api_listed(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type != REDIS_REPLY_ARRAY || rp->elements < 1) {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /* the objects are JSON already: joined, not parsed again */
@@ -1361,7 +1345,7 @@ ngx_http_registry_api_listed(ngx_http_request_t *r,
         e = rp->element[i];
 
         if (e->type != REDIS_REPLY_STRING) {
-            return ngx_http_registry_api_redis_error(r, ctx);
+            return ngx_http_registry_redis_failed(r, ctx);
         }
 
         len += e->len + 1;
@@ -1403,7 +1387,7 @@ ngx_http_registry_api_stream_got(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (rp->type != REDIS_REPLY_STRING) {
@@ -1479,7 +1463,7 @@ ngx_http_registry_api_tagged(ngx_http_request_t *r,
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR
         || (rp->type != REDIS_REPLY_NIL && rp->type != REDIS_REPLY_ARRAY))
     {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     name.len = ctx->image.len + 1 + ctx->reference.len;
@@ -1500,12 +1484,12 @@ ngx_http_registry_api_tagged(ngx_http_request_t *r,
         || e[1]->type != REDIS_REPLY_STRING
         || e[2]->type != REDIS_REPLY_STRING)
     {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     stream = json_loadb(e[0]->str, e[0]->len, 0, NULL);
     if (stream == NULL) {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     item = NULL;
@@ -1562,7 +1546,7 @@ ngx_http_registry_api_tagged(ngx_http_request_t *r,
     json_decref(stream);
 
     if (ist == NULL) {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     return ngx_http_registry_send_json(r, NGX_HTTP_OK, ist);
@@ -1603,7 +1587,7 @@ ngx_http_registry_api_imaged(ngx_http_request_t *r,
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR
         || (rp->type != REDIS_REPLY_NIL && rp->type != REDIS_REPLY_ARRAY))
     {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /* an Image no repository of the user's holds is not theirs to see */
@@ -1900,7 +1884,7 @@ ngx_http_registry_watch_replay(ngx_http_request_t *r,
             && rp->type != REDIS_REPLY_STATUS
             && rp->type != REDIS_REPLY_STRING))
     {
-        return ngx_http_registry_api_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     rc = ngx_http_registry_watch_header(r);

@@ -46,8 +46,6 @@ static json_t *ngx_http_registry_referrer(redisReply *e);
 static ngx_int_t ngx_http_registry_manifest_eval(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t n,
     ngx_str_t *args, ngx_http_registry_step_pt next);
-static ngx_int_t ngx_http_registry_manifest_redis_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_manifest_blob_unknown(
     ngx_http_request_t *r, redisReply *digest);
 static ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
@@ -296,7 +294,7 @@ ngx_http_registry_manifest_got(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_manifest_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (rp->type == REDIS_REPLY_NIL) {
@@ -312,7 +310,7 @@ ngx_http_registry_manifest_got(ngx_http_request_t *r,
         || e[1]->type != REDIS_REPLY_STRING
         || e[2]->type != REDIS_REPLY_STRING)
     {
-        return ngx_http_registry_manifest_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /* one allocation for the digest, the type and the body */
@@ -340,7 +338,7 @@ ngx_http_registry_manifest_got(ngx_http_request_t *r,
     if (r->method == NGX_HTTP_HEAD) {
         size = ngx_atoof((u_char *) e[2]->str, e[2]->len);
         if (size == NGX_ERROR) {
-            return ngx_http_registry_manifest_redis_error(r, ctx);
+            return ngx_http_registry_redis_failed(r, ctx);
         }
 
         /* no data: ngx_http_registry_send() sends the header only */
@@ -867,7 +865,7 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_manifest_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (rp->type == REDIS_REPLY_STRING) {
@@ -875,7 +873,7 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
     }
 
     if (rp->type != REDIS_REPLY_INTEGER || rp->integer != 1) {
-        return ngx_http_registry_manifest_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /*
@@ -998,7 +996,7 @@ ngx_http_registry_manifest_deleted(ngx_http_request_t *r,
     if (rp == NULL
         || (rp->type != REDIS_REPLY_INTEGER && rp->type != REDIS_REPLY_STRING))
     {
-        return ngx_http_registry_manifest_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (rp->type == REDIS_REPLY_INTEGER && rp->integer == 0) {
@@ -1080,9 +1078,7 @@ static ngx_int_t
 ngx_http_registry_referrers_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    char        *text;
-    size_t       i, len;
-    u_char      *p;
+    size_t       i;
     json_t      *index, *list, *desc;
     ngx_str_t   *filter;
     redisReply  *rp;
@@ -1093,7 +1089,7 @@ ngx_http_registry_referrers_done(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type != REDIS_REPLY_ARRAY) {
-        return ngx_http_registry_manifest_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     list = json_array();
@@ -1117,34 +1113,17 @@ ngx_http_registry_referrers_done(ngx_http_request_t *r,
         }
     }
 
-    text = json_dumps(index, JSON_COMPACT);
-    json_decref(index);
-
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(text);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, text, len);
-    free(text);
-
     filter = ctx->data;
 
     if (filter->len
         && ngx_http_registry_add_header(r, "OCI-Filters-Applied", &applied)
            != NGX_OK)
     {
+        json_decref(index);
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_send(r, NGX_HTTP_OK, &type, p, len);
+    return ngx_http_registry_send_json_as(r, NGX_HTTP_OK, &type, index);
 }
 
 
@@ -1245,29 +1224,6 @@ ngx_http_registry_manifest_eval(ngx_http_request_t *r,
     }
 
     return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_registry_manifest_redis_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    if (ctx->reply == NULL) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
-    }
-
-    if (ctx->reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: redis error: %*s",
-                      ctx->reply->len, ctx->reply->str);
-
-    } else {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: unexpected redis reply type %d",
-                      ctx->reply->type);
-    }
-
-    return ngx_http_registry_unavailable(r, "redis: error");
 }
 
 

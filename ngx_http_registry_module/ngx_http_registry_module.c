@@ -470,6 +470,31 @@ ngx_http_registry_unavailable(ngx_http_request_t *r, const char *what)
 }
 
 
+/* a step got no usable Redis reply: 503, with Redis's error logged */
+
+ngx_int_t
+ngx_http_registry_redis_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    if (ctx->reply == NULL) {
+        return ngx_http_registry_unavailable(r, "redis: no answer");
+    }
+
+    if (ctx->reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: redis error: %*s",
+                      ctx->reply->len, ctx->reply->str);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: unexpected redis reply type %d",
+                      ctx->reply->type);
+    }
+
+    return ngx_http_registry_unavailable(r, "redis: error");
+}
+
+
 ngx_int_t
 ngx_http_registry_send_json(ngx_http_request_t *r, ngx_uint_t status,
     json_t *json)

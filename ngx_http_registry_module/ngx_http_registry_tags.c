@@ -28,8 +28,6 @@ static ngx_int_t ngx_http_registry_list_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_list_link(ngx_http_request_t *r,
     ngx_http_registry_page_t *page, redisReply *last);
-static ngx_int_t ngx_http_registry_list_redis_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 
 
 /*
@@ -197,7 +195,7 @@ ngx_http_registry_list_done(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_list_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (rp->type == REDIS_REPLY_NIL) {
@@ -207,7 +205,7 @@ ngx_http_registry_list_done(ngx_http_request_t *r,
     }
 
     if (rp->type != REDIS_REPLY_ARRAY) {
-        return ngx_http_registry_list_redis_error(r, ctx);
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     n = rp->elements;
@@ -252,7 +250,7 @@ ngx_http_registry_list_done(ngx_http_request_t *r,
 
         if (e->type != REDIS_REPLY_STRING) {
             json_decref(json);
-            return ngx_http_registry_list_redis_error(r, ctx);
+            return ngx_http_registry_redis_failed(r, ctx);
         }
 
         if (!ngx_http_registry_auth_may_list(r, ctx, (u_char *) e->str,
@@ -315,24 +313,3 @@ ngx_http_registry_list_link(ngx_http_request_t *r,
 }
 
 
-static ngx_int_t
-ngx_http_registry_list_redis_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    if (ctx->reply == NULL) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
-    }
-
-    if (ctx->reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: redis error: %*s",
-                      ctx->reply->len, ctx->reply->str);
-
-    } else {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: unexpected redis reply type %d",
-                      ctx->reply->type);
-    }
-
-    return ngx_http_registry_unavailable(r, "redis: error");
-}
