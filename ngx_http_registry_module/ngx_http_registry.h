@@ -50,9 +50,10 @@ typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
  *   repo:R:referrers:D     set of manifest digests whose subject is D
  *   repos                  zset (score 0) of repositories, the catalog
  *   upload:ID              hash: repo, offset, sha (versioned
- *                          SHA256_CTX), mpu (S3 multipart id), parts,
- *                          busy; expires
- *   upload:ID:etags        list of part ETags
+ *                          SHA256_CTX), mpu (S3 multipart id, from the
+ *                          first part on), busy ("<token> <deadline>" of
+ *                          the request writing parts); expires
+ *   upload:ID:etags        list of "<part number> <ETag>", parts 1..n
  *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
  *
  * Image streams and events (P = project, N = image, R = P/N):

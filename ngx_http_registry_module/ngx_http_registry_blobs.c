@@ -121,7 +121,7 @@ ngx_http_registry_blob_found(ngx_http_request_t *r,
     ngx_http_registry_s3_op_t   op;
 
     if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (ngx_http_registry_reply_str(ctx->reply, 0, &size) != NGX_OK
@@ -367,9 +367,24 @@ ngx_http_registry_blob_s3_header(ngx_http_request_t *r,
 
     blob = ctx->data;
 
-    if (sr->headers_out.status != NGX_HTTP_OK
-        && sr->headers_out.status != NGX_HTTP_PARTIAL_CONTENT)
+    if (sr->headers_out.status
+        != (blob->partial ? NGX_HTTP_PARTIAL_CONTENT : NGX_HTTP_OK))
     {
+        return NGX_ERROR;
+    }
+
+    /*
+     * The client's Content-Length comes from the descriptor: bytes S3
+     * would send beyond it (or fall short of) would break the response
+     */
+
+    if (sr->headers_out.content_length_n >= 0
+        && sr->headers_out.content_length_n != blob->end - blob->start)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: blob %V: s3 sends %O bytes, not %O",
+                      &ctx->digest, sr->headers_out.content_length_n,
+                      blob->end - blob->start);
         return NGX_ERROR;
     }
 
@@ -414,7 +429,7 @@ ngx_http_registry_blob_deleted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (ctx->reply->integer == 0) {

@@ -478,7 +478,7 @@ ngx_http_registry_upload_created(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     return ngx_http_registry_upload_status(r, ctx, NGX_HTTP_ACCEPTED);
@@ -490,7 +490,7 @@ ngx_http_registry_upload_mounted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (ctx->reply->integer == 0) {
@@ -573,7 +573,7 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
     up = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (ctx->reply->type != REDIS_REPLY_ARRAY) {
@@ -890,7 +890,7 @@ ngx_http_registry_upload_committed(ngx_http_request_t *r,
     up = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (ctx->reply->integer < 0) {
@@ -1136,7 +1136,7 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     reply = ctx->reply;
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (reply->type == REDIS_REPLY_INTEGER) {
@@ -1334,7 +1334,7 @@ ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
     up = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /* the tail cannot change while we hold the session */
@@ -1370,7 +1370,7 @@ ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
     up = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     up->checked = 1;
@@ -1395,7 +1395,7 @@ ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
     up = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_ARRAY) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (ctx->reply->elements != up->ncommitted) {
@@ -1486,7 +1486,7 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
     up = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /* the session is gone with the claim, or was not ours any more */
@@ -1549,7 +1549,9 @@ static ngx_int_t
 ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t  location;
+    off_t                        size;
+    ngx_str_t                    location;
+    ngx_http_registry_upload_t  *up;
 
     if (ngx_http_registry_keyf(r->pool, &location, "/v2/%V/blobs/%V",
                                &ctx->repo, &ctx->digest)
@@ -1562,7 +1564,11 @@ ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_PUSH, -1);
+    /* a mount has no upload state: the event looks the size up */
+    up = ctx->data;
+    size = (up && up->final) ? up->offset + up->chunk_len : -1;
+
+    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_PUSH, size);
 
     return ngx_http_registry_send(r, NGX_HTTP_CREATED, NULL, NULL, 0);
 }
@@ -1625,7 +1631,7 @@ ngx_http_registry_upload_forgotten(ngx_http_request_t *r,
     if (!up->monolithic
         && (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER))
     {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     if (up->final) {

@@ -113,6 +113,22 @@ like $r->{body}, qr/"BLOB_UNKNOWN"/, '... BLOB_UNKNOWN';
 like $ngx->error_log($off), qr/blob \Q$DB\E has a descriptor but no object/,
     '... and the error log says why';
 
+# the descriptor and the object disagree on the size: no response with a
+# Content-Length the bytes would contradict
+my $C = random_bytes(4321);
+$r = $ngx->request('POST', '/v2/btest/size/blobs/uploads/?digest=' . d($C), body => $C);
+is $r->{status}, 201, 'push a blob';
+redis_cli('HSET', 'blob:' . d($C), 'size', 4322);
+$off = length $ngx->error_log(0);
+$r = $ngx->request('GET', '/v2/btest/size/blobs/' . d($C));
+is $r->{status}, 500, 'GET with a descriptor one byte too long: 500';
+like $ngx->error_log($off), qr/s3 sends 4321 bytes, not 4322/, '... logged';
+$r = $ngx->request('GET', '/v2/btest/size/blobs/' . d($C), headers => [['Range', 'bytes=4000-']]);
+is $r->{status}, 500, '... a range at its end too';
+redis_cli('HSET', 'blob:' . d($C), 'size', 4321);
+$r = $ngx->request('GET', '/v2/btest/size/blobs/' . d($C));
+ok $r->{status} == 200 && $r->{body} eq $C, '... and all is well once it is right';
+
 # an error answered before the body was read leaves the connection usable:
 # the body is consumed, not parsed as the next request
 my $raw = pipelined($port,
@@ -343,3 +359,53 @@ __DATA__
 --- response_headers eval
 [("Allow: GET, HEAD, DELETE") x 3]
 
+
+
+
+=== TEST 10: Redis away: 503 UNAVAILABLE
+--- http_config eval
+(my $c = $Registry::Blobs::HttpConfig) =~ s/registry_redis \S+;/registry_redis 127.0.0.1:1;/;
+$c
+--- request eval
+[
+    "HEAD /v2/btest/one/blobs/$::DA",
+    "GET /v2/btest/one/blobs/$::DA",
+    "DELETE /v2/btest/one/blobs/$::DA",
+    "POST /v2/btest/one/blobs/uploads/",
+    "POST /v2/btest/one/blobs/uploads/?digest=$::DA\n$::A",
+]
+--- more_headers eval
+["", "", "", "", "Content-Length: $::LA"]
+--- error_code eval
+[503, 503, 503, 503, 503]
+--- response_body_like eval
+["", (qr/"code":"UNAVAILABLE"/) x 4]
+--- no_error_log
+[crit]
+[alert]
+
+
+
+=== TEST 11: S3 away: 503 UNAVAILABLE, and the blob stays unknown
+--- http_config eval
+(my $c = $Registry::Blobs::HttpConfig) =~ s/registry_s3_endpoint \S+;/registry_s3_endpoint http:\/\/127.0.0.1:1;/;
+$c
+--- config eval
+(my $c = $Registry::Blobs::Config) =~ s/proxy_pass \S+;/proxy_pass http:\/\/127.0.0.1:1\/;/;
+$c
+--- request eval
+[
+    "GET /v2/btest/one/blobs/$::DA",
+    "POST /v2/btest/s3away/blobs/uploads/?digest=$::DB\n$::B",
+    "HEAD /v2/btest/s3away/blobs/$::DB",
+    "HEAD /v2/btest/one/blobs/$::DA",
+]
+--- more_headers eval
+["", "Content-Length: " . length($::B), "", ""]
+--- error_code eval
+[503, 503, 404, 200]
+--- response_body_like eval
+[(qr/"code":"UNAVAILABLE","message":"s3: no answer"/) x 2, "", ""]
+--- no_error_log
+[crit]
+[alert]

@@ -20,6 +20,7 @@ use Test::Nginx::Socket 'no_plan';
 use Digest::MD5 qw(md5_hex);
 use File::Path qw(make_path);
 use POSIX ();
+use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli s3
     s3_objects s3_uploads s3_delete blob_key curl);
@@ -322,6 +323,8 @@ my $A = instance(1);
     $r = $A->request('POST', "/v2/utest/exists/blobs/uploads/?digest=$DX", body => $Y);
     is $r->{status}, 400, 'monolithic push of other bytes claiming X: 400';
     is error_code($r), 'DIGEST_INVALID', '... DIGEST_INVALID';
+    is scalar(grep { $_->{etag} eq md5_hex($Y) } @{ s3_objects('data/') }), 0,
+        '... and its bytes are nowhere in the bucket';
 
     my $big = random_bytes(6 * $MiB);
     my $loc = post($A, 'utest/exists');
@@ -422,6 +425,65 @@ for my $round (1, 2) {
     is_deeply s3_uploads("data/$id"), [], '... no multipart upload left open';
 }
 
+# --- a session another request holds ("busy": token and deadline, as a
+# worker that died while sending a part leaves it) refuses chunks until
+# the deadline; an expired claim is no obstacle
+{
+    my $loc = post($A, 'utest/busy');
+    my $id = id_of($loc);
+    my $deadline = (split /\n/, redis_cli('TIME'))[0] + 2;
+    redis_cli('HSET', "upload:$id", 'busy', ('f' x 32) . " $deadline");
+    my $r = patch($A, $loc, 'small', from => 0);
+    is $r->{status}, 416, 'a chunk for a session another request holds: 416';
+    is $r->{headers}{range}, '0-0', '... Range unchanged';
+    is patch($A, $loc, random_bytes(5 * $MiB), from => 0)->{status}, 416,
+        '... a part-sized chunk too';
+    is put($A, $loc, $EMPTY)->{status}, 416, '... and the final PUT';
+    sleep 2.5;
+    is patch($A, $loc, 'small', from => 0)->{status}, 202, '... which all go through after its deadline';
+    redis_cli('HSET', "upload:$id", 'busy', ('f' x 32) . ' 1');
+    is patch($A, $loc, ' more', from => 5)->{status}, 202, 'an expired claim is no obstacle';
+    is put($A, $loc, d('small more'))->{status}, 201, '... nor to the PUT';
+}
+
+# --- a client that goes away: before its body is in, nothing changed;
+# while its part goes to S3, the session is not left claimed
+{
+    my $blob = random_bytes(12 * $MiB);
+    my $loc = post($A, 'utest/gone');
+    my $id = id_of($loc);
+    my $raw = "PATCH $loc HTTP/1.1\r\nHost: localhost\r\n"
+        . "Content-Range: 0-" . (6 * $MiB - 1) . "\r\nContent-Length: " . (6 * $MiB) . "\r\n\r\n";
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port + 1)
+        or die "connect: $@";
+    print $sock $raw, substr($blob, 0, $MiB);
+    close $sock;
+    sleep 0.3;
+    my $r = $A->request('GET', $loc);
+    is $r->{headers}{range}, '0-0', 'a PATCH whose client left halfway changed nothing';
+
+    $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port + 1)
+        or die "connect: $@";
+    print $sock $raw, substr($blob, 0, 6 * $MiB);
+    shutdown $sock, 1;
+    close $sock;
+    my ($range, $busy);
+    for (1 .. 50) {
+        sleep 0.1;
+        $busy = redis_cli('HGET', "upload:$id", 'busy');
+        last if $busy eq '';
+    }
+    is $busy, '', 'a PATCH whose client left after its body does not keep the session';
+    $range = $A->request('GET', $loc)->{headers}{range};
+    like $range, qr/^0-(?:0|@{[6 * $MiB - 1]})$/, '... which holds the chunk or not';
+    my $off = $range eq '0-0' ? 0 : 6 * $MiB;
+    is patch($A, $loc, substr($blob, $off), from => $off)->{status}, 202,
+        '... and takes the rest at once';
+    is put($A, $loc, d($blob))->{status}, 201, '... PUT: 201';
+    $r = $A->request('GET', '/v2/utest/gone/blobs/' . d($blob), timeout => 30);
+    ok $r->{status} == 200 && $r->{body} eq $blob, '... byte for byte';
+}
+
 # --- sessions expire
 {
     my $E = instance(3, http => "    registry_upload_expires 1s;\n");
@@ -436,7 +498,9 @@ for my $round (1, 2) {
     $E->stop;
 }
 
-my @bad = grep { /\[(?:error|crit|alert|emerg)\]/ } split /\n/, $A->error_log;
+# (but the S3 request cut short by the client that left, above)
+my @bad = grep { /\[(?:error|crit|alert|emerg)\]/ && !/ got no answer \(499\)/ }
+    split /\n/, $A->error_log;
 is scalar @bad, 0, 'no error in the log of the first instance' or diag join "\n", @bad;
 $A->stop;
 
