@@ -1,8 +1,10 @@
 
 /*
- * ngx_http_registry_module: the worker's Redis connection.
+ * ngx_http_registry_module: the worker's Redis connections.
  *
- * One hiredis 0.14 asynchronous connection per worker, driven by nginx's
+ * Two hiredis 0.14 asynchronous connections per worker: the command
+ * connection, and the subscriber of the watches (a connection in
+ * subscribe mode takes no other command).  Both are driven by nginx's
  * event loop through the adapter below: the hiredis socket is wrapped in
  * an ngx_connection_t whose read and write handlers call
  * redisAsyncHandleRead() and redisAsyncHandleWrite().  Timeouts and
@@ -23,6 +25,40 @@
 #define NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN  100
 #define NGX_HTTP_REGISTRY_REDIS_BACKOFF_MAX  5000
 #define NGX_HTTP_REGISTRY_REDIS_TIMEOUT      5000
+
+
+/*
+ * One connection, as both kinds have it: the context (its ac->data points
+ * back here, which tells the adapter's hooks and the callbacks whose
+ * connection it is), the connect timer, and the failure the hooks post.
+ * What differs is in the two handlers: what follows a successful
+ * connect(2) (the command connection sends PING, the subscriber turns on
+ * keepalive) and what a loss means (the command connection reconnects,
+ * the subscriber tells its handler).
+ */
+
+typedef struct ngx_http_registry_redis_conn_s  ngx_http_registry_redis_conn_t;
+
+typedef void (*ngx_http_registry_redis_connect_pt)(
+    ngx_http_registry_redis_conn_t *conn);
+typedef void (*ngx_http_registry_redis_lost_pt)(
+    ngx_http_registry_redis_conn_t *conn, const char *what,
+    const char *detail);
+
+struct ngx_http_registry_redis_conn_s {
+    redisAsyncContext                   *ac;    /* NULL: disconnected */
+
+    ngx_event_t                          timer; /* connect */
+    ngx_event_t                          fail;  /* posted by the hooks */
+
+    ngx_http_registry_redis_connect_pt   on_connect;
+    ngx_http_registry_redis_lost_pt      on_lost;
+
+    const char                          *broken; /* why fail is posted */
+
+    unsigned                             ready:1; /* PING answered, or
+                                                     subscribed */
+};
 
 
 /*
@@ -47,14 +83,17 @@ typedef struct {
 } ngx_http_registry_redis_cmd_t;
 
 
-typedef struct {
-    redisAsyncContext               *ac;        /* NULL: disconnected */
+/*
+ * The command connection, and what both connections take from it: the
+ * address, the name and the log, the timeout, the worker's exit.
+ */
 
+typedef struct {
+    ngx_http_registry_redis_conn_t   conn;      /* its timer also times
+                                                   the commands */
     ngx_queue_t                      pending;   /* of commands in flight */
 
-    ngx_event_t                      timer;     /* connect, command */
     ngx_event_t                      reconnect;
-    ngx_event_t                      fail;      /* posted by the hooks */
 
     ngx_msec_t                       timeout;
     ngx_msec_t                       backoff;
@@ -67,26 +106,67 @@ typedef struct {
     ngx_log_t                       *log;
 
     unsigned                         configured:1;
-    unsigned                         connected:1;
     unsigned                         failed:1;  /* the loss was logged */
-    unsigned                         broken:1;  /* an event call failed */
     unsigned                         exiting:1;
 } ngx_http_registry_redis_t;
 
 
+/*
+ * The subscriber: a connection of its own, since a connection in
+ * subscribe mode takes no other command.
+ */
+
+typedef struct {
+    ngx_http_registry_redis_conn_t   conn;      /* ready: subscribed */
+
+    ngx_str_t                        channel;
+    ngx_http_registry_redis_sub_pt   handler;
+
+    ngx_event_t                      lost;      /* tells the handler */
+} ngx_http_registry_redis_sub_t;
+
+
+static ngx_uint_t ngx_http_registry_redis_accepting(
+    ngx_http_registry_redis_t *rs);
+static ngx_http_registry_redis_cmd_t *ngx_http_registry_redis_cmd_create(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_redis_cmd_queued(
+    ngx_http_registry_redis_cmd_t *cmd, int rc);
+static void ngx_http_registry_redis_cmd_cleanup(void *data);
+static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
+    void *reply, void *data);
+
 static void ngx_http_registry_redis_connect(void);
-static void ngx_http_registry_redis_connect_handler(
-    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_ping(
+    ngx_http_registry_redis_conn_t *conn);
 static void ngx_http_registry_redis_ping_handler(redisAsyncContext *ac,
     void *reply, void *data);
-static void ngx_http_registry_redis_disconnect_handler(
-    const redisAsyncContext *ac, int status);
-static void ngx_http_registry_redis_lost(const char *what,
+static void ngx_http_registry_redis_outage(
+    ngx_http_registry_redis_conn_t *conn, const char *what,
     const char *detail);
-static void ngx_http_registry_redis_drop(const char *what);
 static void ngx_http_registry_redis_timer_handler(ngx_event_t *ev);
 static void ngx_http_registry_redis_reconnect_handler(ngx_event_t *ev);
+
+static void ngx_http_registry_redis_conn_init(
+    ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_connect_pt on_connect,
+    ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log);
+static ngx_int_t ngx_http_registry_redis_open(
+    ngx_http_registry_redis_conn_t *conn, const char **detail);
+static void ngx_http_registry_redis_connect_handler(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_disconnect_handler(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail);
+static void ngx_http_registry_redis_drop(ngx_http_registry_redis_conn_t *conn,
+    const char *what);
+static void ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
+    const char *why);
 static void ngx_http_registry_redis_fail_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_close(
+    ngx_http_registry_redis_conn_t *conn);
 
 static void ngx_http_registry_redis_read_handler(ngx_event_t *rev);
 static void ngx_http_registry_redis_write_handler(ngx_event_t *wev);
@@ -99,57 +179,21 @@ static void ngx_http_registry_redis_add_event(ngx_event_t *ev,
 static void ngx_http_registry_redis_del_event(ngx_event_t *ev,
     ngx_int_t event);
 static void ngx_http_registry_redis_broken(ngx_event_t *ev);
-static void ngx_http_registry_redis_sub_exit(void);
 static void ngx_http_registry_redis_cleanup(void *data);
 
-static ngx_http_registry_redis_cmd_t *ngx_http_registry_redis_cmd_create(
-    ngx_http_request_t *r);
-static ngx_int_t ngx_http_registry_redis_cmd_queued(
-    ngx_http_registry_redis_cmd_t *cmd, int rc);
-static void ngx_http_registry_redis_cmd_cleanup(void *data);
-static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
-    void *reply, void *data);
-
-
-static ngx_http_registry_redis_t  ngx_http_registry_redis_state;
-
-
-/*
- * The subscriber: a connection of its own, since a connection in
- * subscribe mode takes no other command.  It shares the address, the
- * log and the event adapter with the command connection; its contexts
- * carry it in ac->data, which tells the adapter's error path whose
- * connection failed.
- */
-
-typedef struct {
-    redisAsyncContext               *ac;        /* NULL: disconnected */
-    ngx_str_t                        channel;
-    ngx_http_registry_redis_sub_pt   handler;
-
-    ngx_event_t                      timer;     /* connect */
-    ngx_event_t                      fail;      /* posted by the hooks */
-    ngx_event_t                      lost;      /* tells the handler */
-
-    unsigned                         subscribed:1;
-    unsigned                         broken:1;
-} ngx_http_registry_redis_sub_t;
-
-
 static ngx_int_t ngx_http_registry_redis_sub_connect(void);
-static void ngx_http_registry_redis_sub_connected(
-    const redisAsyncContext *ac, int status);
-static void ngx_http_registry_redis_sub_disconnected(
-    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_sub_keepalive(
+    ngx_http_registry_redis_conn_t *conn);
 static void ngx_http_registry_redis_sub_message(redisAsyncContext *ac,
     void *reply, void *data);
-static void ngx_http_registry_redis_sub_lost(const char *what,
+static void ngx_http_registry_redis_sub_lost(
+    ngx_http_registry_redis_conn_t *conn, const char *what,
     const char *detail);
-static void ngx_http_registry_redis_sub_timer_handler(ngx_event_t *ev);
-static void ngx_http_registry_redis_sub_fail_handler(ngx_event_t *ev);
 static void ngx_http_registry_redis_sub_lost_handler(ngx_event_t *ev);
+static void ngx_http_registry_redis_sub_exit(void);
 
 
+static ngx_http_registry_redis_t      ngx_http_registry_redis_state;
 static ngx_http_registry_redis_sub_t  ngx_http_registry_redis_sub;
 
 
@@ -157,15 +201,16 @@ ngx_int_t
 ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 {
     ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_redis_sub_t  *sub;
     ngx_http_registry_main_conf_t  *mcf;
 
     rs = &ngx_http_registry_redis_state;
+    sub = &ngx_http_registry_redis_sub;
 
     ngx_memzero(rs, sizeof(ngx_http_registry_redis_t));
     ngx_queue_init(&rs->pending);
 
-    ngx_memzero(&ngx_http_registry_redis_sub,
-                sizeof(ngx_http_registry_redis_sub_t));
+    ngx_memzero(sub, sizeof(ngx_http_registry_redis_sub_t));
 
     /* the cache manager and loader have no use for Redis */
 
@@ -203,9 +248,14 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 
     rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
 
-    rs->timer.handler = ngx_http_registry_redis_timer_handler;
-    rs->timer.data = rs;
-    rs->timer.log = cycle->log;
+    ngx_http_registry_redis_conn_init(&rs->conn,
+                                      ngx_http_registry_redis_ping,
+                                      ngx_http_registry_redis_outage,
+                                      cycle->log);
+
+    /* once connected, the connect timer times the commands */
+
+    rs->conn.timer.handler = ngx_http_registry_redis_timer_handler;
 
     /* waiting to reconnect must not hold back a graceful shutdown */
 
@@ -214,9 +264,16 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
     rs->reconnect.log = cycle->log;
     rs->reconnect.cancelable = 1;
 
-    rs->fail.handler = ngx_http_registry_redis_fail_handler;
-    rs->fail.data = rs;
-    rs->fail.log = cycle->log;
+    /* the subscriber is opened by the first subscribe */
+
+    ngx_http_registry_redis_conn_init(&sub->conn,
+                                      ngx_http_registry_redis_sub_keepalive,
+                                      ngx_http_registry_redis_sub_lost,
+                                      cycle->log);
+
+    sub->lost.handler = ngx_http_registry_redis_sub_lost_handler;
+    sub->lost.data = sub;
+    sub->lost.log = cycle->log;
 
     ngx_http_registry_redis_connect();
 
@@ -228,7 +285,6 @@ void
 ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
 {
     ngx_queue_t                    *q;
-    redisAsyncContext              *ac;
     ngx_http_registry_redis_t      *rs;
     ngx_http_registry_redis_cmd_t  *cmd;
 
@@ -240,16 +296,8 @@ ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
 
     rs->exiting = 1;
 
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
     if (rs->reconnect.timer_set) {
         ngx_del_timer(&rs->reconnect);
-    }
-
-    if (rs->fail.posted) {
-        ngx_delete_posted_event(&rs->fail);
     }
 
     ngx_http_registry_redis_sub_exit();
@@ -273,18 +321,9 @@ ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
         }
     }
 
-    ac = rs->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-
-    rs->ac = NULL;
-    rs->connected = 0;
-
     /* frees the pending commands and, via the cleanup hook, the connection */
 
-    redisAsyncFree(ac);
+    ngx_http_registry_redis_close(&rs->conn);
 }
 
 
@@ -298,8 +337,8 @@ ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
 static ngx_uint_t
 ngx_http_registry_redis_accepting(ngx_http_registry_redis_t *rs)
 {
-    return rs->connected
-           || (rs->ac != NULL && !rs->failed && !rs->broken
+    return rs->conn.ready
+           || (rs->conn.ac != NULL && !rs->failed && rs->conn.broken == NULL
                && !rs->exiting);
 }
 
@@ -307,7 +346,7 @@ ngx_http_registry_redis_accepting(ngx_http_registry_redis_t *rs)
 ngx_uint_t
 ngx_http_registry_redis_connected(void)
 {
-    return ngx_http_registry_redis_state.connected;
+    return ngx_http_registry_redis_state.conn.ready;
 }
 
 
@@ -345,8 +384,8 @@ ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
         return NGX_ERROR;
     }
 
-    rc = redisAsyncCommandArgv(rs->ac, ngx_http_registry_redis_reply, cmd,
-                               argc, argv, argvlen);
+    rc = redisAsyncCommandArgv(rs->conn.ac, ngx_http_registry_redis_reply,
+                               cmd, argc, argv, argvlen);
 
     return ngx_http_registry_redis_cmd_queued(cmd, rc);
 }
@@ -376,8 +415,8 @@ ngx_http_registry_redis_commandf(ngx_http_request_t *r, const char *format,
     }
 
     va_start(args, format);
-    rc = redisvAsyncCommand(rs->ac, ngx_http_registry_redis_reply, cmd,
-                            format, args);
+    rc = redisvAsyncCommand(rs->conn.ac, ngx_http_registry_redis_reply,
+                            cmd, format, args);
     va_end(args);
 
     return ngx_http_registry_redis_cmd_queued(cmd, rc);
@@ -408,8 +447,8 @@ ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
     cmd->handler = handler;
     cmd->data = data;
 
-    rc = redisAsyncCommandArgv(rs->ac, ngx_http_registry_redis_reply, cmd,
-                               argc, argv, argvlen);
+    rc = redisAsyncCommandArgv(rs->conn.ac, ngx_http_registry_redis_reply,
+                               cmd, argc, argv, argvlen);
 
     return ngx_http_registry_redis_cmd_queued(cmd, rc);
 }
@@ -489,9 +528,9 @@ ngx_http_registry_redis_cmd_queued(ngx_http_registry_redis_cmd_t *cmd,
      * flight.
      */
 
-    if (!rs->timer.timer_set) {
-        rs->timer.cancelable = 0;
-        ngx_add_timer(&rs->timer, rs->timeout);
+    if (!rs->conn.timer.timer_set) {
+        rs->conn.timer.cancelable = 0;
+        ngx_add_timer(&rs->conn.timer, rs->timeout);
     }
 
     return NGX_OK;
@@ -532,16 +571,16 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
          * disconnect callback: mark the loss now, so that the steps
          * resumed below answer at once instead of queueing commands on
          * a dying context.  When we dropped the connection ourselves,
-         * rs->ac is already NULL.
+         * rs->conn.ac is already NULL.
          */
 
-        if (ac == rs->ac) {
-            ngx_http_registry_redis_lost("connection lost",
+        if (ac == rs->conn.ac) {
+            ngx_http_registry_redis_lost(&rs->conn, "connection lost",
                                          ac->err ? ac->errstr : NULL);
         }
 
-    } else if (ngx_queue_empty(&rs->pending) && rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
+    } else if (ngx_queue_empty(&rs->pending) && rs->conn.timer.timer_set) {
+        ngx_del_timer(&rs->conn.timer);
     }
 
     if (cmd->handler) {
@@ -600,13 +639,12 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 }
 
 
-/* connection management */
+/* the command connection */
 
 static void
 ngx_http_registry_redis_connect(void)
 {
-    ngx_connection_t           *c;
-    redisAsyncContext          *ac;
+    const char                 *detail;
     ngx_http_registry_redis_t  *rs;
 
     rs = &ngx_http_registry_redis_state;
@@ -614,105 +652,28 @@ ngx_http_registry_redis_connect(void)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, rs->log, 0,
                    "registry redis connect to \"%V\"", &rs->name);
 
-    /*
-     * Both are non-blocking: connect(2) returns EINPROGRESS and the
-     * connect callback tells the outcome.  The host is an IP address
-     * (the directive refuses names), which getaddrinfo() converts
-     * without any lookup.
-     */
-
-    if (rs->path) {
-        ac = redisAsyncConnectUnix(rs->path);
-
-    } else {
-        ac = redisAsyncConnect(rs->host, rs->port);
+    if (ngx_http_registry_redis_open(&rs->conn, &detail) != NGX_OK) {
+        ngx_http_registry_redis_lost(&rs->conn, "connect failed", detail);
     }
-
-    if (ac == NULL) {
-        ngx_http_registry_redis_lost("connect failed", "out of memory");
-        return;
-    }
-
-    if (ac->err) {
-        ngx_http_registry_redis_lost("connect failed", ac->errstr);
-        redisAsyncFree(ac);
-        return;
-    }
-
-    c = ngx_get_connection(ac->c.fd, rs->log);
-    if (c == NULL) {
-        ngx_http_registry_redis_lost("connect failed", "no free connection");
-        redisAsyncFree(ac);
-        return;
-    }
-
-    c->data = ac;
-
-    c->read->handler = ngx_http_registry_redis_read_handler;
-    c->write->handler = ngx_http_registry_redis_write_handler;
-    c->read->log = c->log;
-    c->write->log = c->log;
-
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_http_registry_redis_add_read;
-    ac->ev.delRead = ngx_http_registry_redis_del_read;
-    ac->ev.addWrite = ngx_http_registry_redis_add_write;
-    ac->ev.delWrite = ngx_http_registry_redis_del_write;
-    ac->ev.cleanup = ngx_http_registry_redis_cleanup;
-
-    rs->ac = ac;
-    rs->connected = 0;
-    rs->broken = 0;
-
-    /* this asks for the write event that reports the end of connect(2) */
-
-    (void) redisAsyncSetConnectCallback(ac,
-                                   ngx_http_registry_redis_connect_handler);
-    (void) redisAsyncSetDisconnectCallback(ac,
-                                   ngx_http_registry_redis_disconnect_handler);
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
-
-    rs->timer.cancelable = 1;
-    ngx_add_timer(&rs->timer, rs->timeout);
 }
 
 
+/*
+ * A TCP connection says little: the kernel completes it even while Redis
+ * is stalled (the very case a command timeout is about), and a Redis
+ * loading its data answers -LOADING.  The connection is up only once
+ * Redis answers a PING, still under the connect timer; until then
+ * commands fail at once instead of each waiting for a timeout.
+ */
+
 static void
-ngx_http_registry_redis_connect_handler(const redisAsyncContext *ac,
-    int status)
+ngx_http_registry_redis_ping(ngx_http_registry_redis_conn_t *conn)
 {
-    ngx_http_registry_redis_t  *rs;
-
-    rs = &ngx_http_registry_redis_state;
-
-    if (ac != rs->ac) {
-        return;
-    }
-
-    if (status != REDIS_OK) {
-        /* hiredis frees the context when this returns */
-        ngx_http_registry_redis_lost("connect failed",
-                                     ac->err ? ac->errstr : NULL);
-        return;
-    }
-
-    /*
-     * A TCP connection says little: the kernel completes it even while
-     * Redis is stalled (the very case a command timeout is about), and a
-     * Redis loading its data answers -LOADING.  The connection is up only
-     * once Redis answers a PING, still under the connect timer; until
-     * then commands fail at once instead of each waiting for a timeout.
-     */
-
-    if (redisAsyncCommand(rs->ac, ngx_http_registry_redis_ping_handler,
+    if (redisAsyncCommand(conn->ac, ngx_http_registry_redis_ping_handler,
                           NULL, "PING")
         != REDIS_OK)
     {
-        rs->broken = 1;
-        ngx_post_event(&rs->fail, &ngx_posted_events);
+        ngx_http_registry_redis_fail(conn, "event registration failed");
     }
 }
 
@@ -727,18 +688,18 @@ ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
     rs = &ngx_http_registry_redis_state;
     rr = reply;
 
-    if (ac != rs->ac) {
+    if (ac != rs->conn.ac) {
         return;
     }
 
     if (rr == NULL) {
-        ngx_http_registry_redis_lost("connect failed",
+        ngx_http_registry_redis_lost(&rs->conn, "connect failed",
                                      ac->err ? ac->errstr : NULL);
         return;
     }
 
     if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_http_registry_redis_lost("not ready", rr->str);
+        ngx_http_registry_redis_lost(&rs->conn, "not ready", rr->str);
 
         /* from a reply callback, hiredis frees the context on return */
 
@@ -746,18 +707,18 @@ ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
         return;
     }
 
-    rs->connected = 1;
+    rs->conn.ready = 1;
     rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
 
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
+    if (rs->conn.timer.timer_set) {
+        ngx_del_timer(&rs->conn.timer);
     }
 
     /* commands taken during the connect now run on the command timer */
 
     if (!ngx_queue_empty(&rs->pending)) {
-        rs->timer.cancelable = 0;
-        ngx_add_timer(&rs->timer, rs->timeout);
+        rs->conn.timer.cancelable = 0;
+        ngx_add_timer(&rs->conn.timer, rs->timeout);
     }
 
     if (rs->failed) {
@@ -774,47 +735,18 @@ ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
 
 
 /*
- * Runs when a connection that was up goes away; the callbacks of its
- * pending commands ran before, and if there were any, the first of them
- * already reported the loss.
+ * The command connection is gone: logged once per outage (at the first
+ * failure, not at every retry), then opened again after a backoff.
  */
 
 static void
-ngx_http_registry_redis_disconnect_handler(const redisAsyncContext *ac,
-    int status)
-{
-    ngx_http_registry_redis_t  *rs;
-
-    rs = &ngx_http_registry_redis_state;
-
-    if (ac != rs->ac) {
-        return;
-    }
-
-    ngx_http_registry_redis_lost("connection lost",
-                                 ac->err ? ac->errstr : NULL);
-}
-
-
-/*
- * The connection is gone (or going: hiredis may still be freeing it).
- * Logged once per outage: at the first failure, not at every retry.
- */
-
-static void
-ngx_http_registry_redis_lost(const char *what, const char *detail)
+ngx_http_registry_redis_outage(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail)
 {
     ngx_uint_t                  level;
     ngx_http_registry_redis_t  *rs;
 
     rs = &ngx_http_registry_redis_state;
-
-    rs->ac = NULL;
-    rs->connected = 0;
-
-    if (rs->timer.timer_set) {
-        ngx_del_timer(&rs->timer);
-    }
 
     level = rs->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
     rs->failed = 1;
@@ -843,31 +775,7 @@ ngx_http_registry_redis_lost(const char *what, const char *detail)
 }
 
 
-/*
- * Closes the connection from our side: never called from within a
- * hiredis callback, where redisAsyncFree() would be deferred.  The
- * pending commands get their NULL replies before this returns.
- */
-
-static void
-ngx_http_registry_redis_drop(const char *what)
-{
-    redisAsyncContext          *ac;
-    ngx_http_registry_redis_t  *rs;
-
-    rs = &ngx_http_registry_redis_state;
-
-    ac = rs->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-
-    ngx_http_registry_redis_lost(what, NULL);
-
-    redisAsyncFree(ac);
-}
-
+/* the connect timer, which once connected times the oldest command */
 
 static void
 ngx_http_registry_redis_timer_handler(ngx_event_t *ev)
@@ -876,14 +784,10 @@ ngx_http_registry_redis_timer_handler(ngx_event_t *ev)
     ngx_http_registry_redis_t      *rs;
     ngx_http_registry_redis_cmd_t  *cmd;
 
-    rs = ev->data;
+    rs = &ngx_http_registry_redis_state;
 
-    if (rs->ac == NULL) {
-        return;
-    }
-
-    if (!rs->connected) {
-        ngx_http_registry_redis_drop("connect timed out");
+    if (!rs->conn.ready) {
+        ngx_http_registry_redis_connect_timer_handler(ev);
         return;
     }
 
@@ -902,7 +806,7 @@ ngx_http_registry_redis_timer_handler(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_registry_redis_drop("command timed out");
+    ngx_http_registry_redis_drop(&rs->conn, "command timed out");
 }
 
 
@@ -913,7 +817,7 @@ ngx_http_registry_redis_reconnect_handler(ngx_event_t *ev)
 
     rs = ev->data;
 
-    if (rs->ac != NULL || rs->exiting) {
+    if (rs->conn.ac != NULL || rs->exiting) {
         return;
     }
 
@@ -921,16 +825,279 @@ ngx_http_registry_redis_reconnect_handler(ngx_event_t *ev)
 }
 
 
+/* either connection */
+
+static void
+ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_connect_pt on_connect,
+    ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log)
+{
+    conn->on_connect = on_connect;
+    conn->on_lost = on_lost;
+
+    conn->timer.handler = ngx_http_registry_redis_connect_timer_handler;
+    conn->timer.data = conn;
+    conn->timer.log = log;
+
+    conn->fail.handler = ngx_http_registry_redis_fail_handler;
+    conn->fail.data = conn;
+    conn->fail.log = log;
+}
+
+
+/*
+ * Starts connecting conn to the server, under the connect timer.  On
+ * failure nothing is left open and *detail tells why.
+ */
+
+static ngx_int_t
+ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
+    const char **detail)
+{
+    ngx_connection_t           *c;
+    redisAsyncContext          *ac;
+    ngx_http_registry_redis_t  *rs;
+
+    /* ac->errstr goes with ac: a copy outlives it */
+
+    static u_char               errstr[128];
+
+    rs = &ngx_http_registry_redis_state;
+
+    /*
+     * Both are non-blocking: connect(2) returns EINPROGRESS and the
+     * connect callback tells the outcome.  The host is an IP address
+     * (the directive refuses names), which getaddrinfo() converts
+     * without any lookup.
+     */
+
+    if (rs->path) {
+        ac = redisAsyncConnectUnix(rs->path);
+
+    } else {
+        ac = redisAsyncConnect(rs->host, rs->port);
+    }
+
+    if (ac == NULL) {
+        *detail = "out of memory";
+        return NGX_ERROR;
+    }
+
+    if (ac->err) {
+        (void) ngx_cpystrn(errstr, (u_char *) ac->errstr, sizeof(errstr));
+        *detail = (const char *) errstr;
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rs->log);
+    if (c == NULL) {
+        *detail = "no free connection";
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+
+    c->read->handler = ngx_http_registry_redis_read_handler;
+    c->write->handler = ngx_http_registry_redis_write_handler;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    ac->data = conn;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_registry_redis_add_read;
+    ac->ev.delRead = ngx_http_registry_redis_del_read;
+    ac->ev.addWrite = ngx_http_registry_redis_add_write;
+    ac->ev.delWrite = ngx_http_registry_redis_del_write;
+    ac->ev.cleanup = ngx_http_registry_redis_cleanup;
+
+    conn->ac = ac;
+    conn->ready = 0;
+    conn->broken = NULL;
+
+    /* this asks for the write event that reports the end of connect(2) */
+
+    (void) redisAsyncSetConnectCallback(ac,
+                                   ngx_http_registry_redis_connect_handler);
+    (void) redisAsyncSetDisconnectCallback(ac,
+                                   ngx_http_registry_redis_disconnect_handler);
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    conn->timer.cancelable = 1;
+    ngx_add_timer(&conn->timer, rs->timeout);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_registry_redis_connect_handler(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ac->data;
+
+    if (ac != conn->ac) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context when this returns */
+        ngx_http_registry_redis_lost(conn, "connect failed",
+                                     ac->err ? ac->errstr : NULL);
+        return;
+    }
+
+    conn->on_connect(conn);
+}
+
+
+/*
+ * Runs when a connection that was up goes away.  The callbacks of its
+ * pending commands ran before: on the command connection, the first of
+ * them, if any, already reported the loss.
+ */
+
+static void
+ngx_http_registry_redis_disconnect_handler(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ac->data;
+
+    if (ac != conn->ac) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, "connection lost",
+                                 ac->err ? ac->errstr : NULL);
+}
+
+
+/*
+ * The connection is gone (or going: hiredis may still be freeing it).
+ * What that means, and what the log says, is up to its on_lost.
+ */
+
+static void
+ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail)
+{
+    conn->ac = NULL;
+    conn->ready = 0;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    conn->on_lost(conn, what, detail);
+}
+
+
+/*
+ * Closes the connection from our side: never called from within a
+ * hiredis callback, where redisAsyncFree() would be deferred.  The
+ * pending commands get their NULL replies before this returns.
+ */
+
+static void
+ngx_http_registry_redis_drop(ngx_http_registry_redis_conn_t *conn,
+    const char *what)
+{
+    redisAsyncContext  *ac;
+
+    ac = conn->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, what, NULL);
+
+    redisAsyncFree(ac);
+}
+
+
+/*
+ * hiredis calls the event hooks and the connect callback from inside its
+ * own functions, where the context cannot be freed: a failure there
+ * drops the connection from a posted event.
+ */
+
+static void
+ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
+    const char *why)
+{
+    if (conn->broken == NULL) {
+        conn->broken = why;
+    }
+
+    ngx_post_event(&conn->fail, &ngx_posted_events);
+}
+
+
 static void
 ngx_http_registry_redis_fail_handler(ngx_event_t *ev)
 {
-    ngx_http_registry_redis_t  *rs;
+    ngx_http_registry_redis_conn_t  *conn;
 
-    rs = ev->data;
+    conn = ev->data;
 
-    if (rs->broken) {
-        ngx_http_registry_redis_drop("event registration failed");
+    /* a connection opened since is not the one that failed */
+
+    if (conn->broken) {
+        ngx_http_registry_redis_drop(conn, conn->broken);
     }
+}
+
+
+static void
+ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ev->data;
+
+    if (conn->ac != NULL && !conn->ready) {
+        ngx_http_registry_redis_drop(conn, "connect timed out");
+    }
+}
+
+
+/*
+ * Closes the connection without reporting a loss: at worker exit, or a
+ * connection just opened that cannot be used.
+ */
+
+static void
+ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn)
+{
+    redisAsyncContext  *ac;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    if (conn->fail.posted) {
+        ngx_delete_posted_event(&conn->fail);
+    }
+
+    ac = conn->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    conn->ac = NULL;
+    conn->ready = 0;
+
+    redisAsyncFree(ac);
 }
 
 
@@ -1012,11 +1179,6 @@ ngx_http_registry_redis_del_write(void *data)
 }
 
 
-/*
- * hiredis calls the hooks from inside its own functions, where the
- * context cannot be freed: a failure is handled by a posted event.
- */
-
 static void
 ngx_http_registry_redis_add_event(ngx_event_t *ev, ngx_int_t event)
 {
@@ -1047,30 +1209,18 @@ ngx_http_registry_redis_del_event(ngx_event_t *ev, ngx_int_t event)
 }
 
 
-/* an event call failed for the connection of ev: dropped when posted */
+/* an event call failed for the connection of ev */
 
 static void
 ngx_http_registry_redis_broken(ngx_event_t *ev)
 {
-    ngx_connection_t               *c;
-    redisAsyncContext              *ac;
-    ngx_http_registry_redis_t      *rs;
-    ngx_http_registry_redis_sub_t  *sub;
+    ngx_connection_t   *c;
+    redisAsyncContext  *ac;
 
     c = ev->data;
     ac = c->data;
 
-    if (ac->data != NULL) {
-        sub = ac->data;
-        sub->broken = 1;
-        ngx_post_event(&sub->fail, &ngx_posted_events);
-        return;
-    }
-
-    rs = &ngx_http_registry_redis_state;
-
-    rs->broken = 1;
-    ngx_post_event(&rs->fail, &ngx_posted_events);
+    ngx_http_registry_redis_fail(ac->data, "event registration failed");
 }
 
 
@@ -1146,19 +1296,6 @@ ngx_http_registry_redis_subscribe(ngx_str_t *channel,
         sub->channel.len = channel->len;
         sub->handler = handler;
 
-        sub->timer.handler = ngx_http_registry_redis_sub_timer_handler;
-        sub->timer.data = sub;
-        sub->timer.log = rs->log;
-        sub->timer.cancelable = 1;
-
-        sub->fail.handler = ngx_http_registry_redis_sub_fail_handler;
-        sub->fail.data = sub;
-        sub->fail.log = rs->log;
-
-        sub->lost.handler = ngx_http_registry_redis_sub_lost_handler;
-        sub->lost.data = sub;
-        sub->lost.log = rs->log;
-
     } else if (sub->handler != handler
                || sub->channel.len != channel->len
                || ngx_strncmp(sub->channel.data, channel->data,
@@ -1170,7 +1307,7 @@ ngx_http_registry_redis_subscribe(ngx_str_t *channel,
         return NGX_ERROR;
     }
 
-    if (sub->ac != NULL) {
+    if (sub->conn.ac != NULL) {
         /* subscribed, or about to be */
         return NGX_OK;
     }
@@ -1182,127 +1319,48 @@ ngx_http_registry_redis_subscribe(ngx_str_t *channel,
 ngx_uint_t
 ngx_http_registry_redis_subscribed(void)
 {
-    return ngx_http_registry_redis_sub.subscribed;
+    return ngx_http_registry_redis_sub.conn.ready;
 }
 
 
 static ngx_int_t
 ngx_http_registry_redis_sub_connect(void)
 {
-    ngx_connection_t               *c;
-    redisAsyncContext              *ac;
+    const char                     *detail;
     ngx_http_registry_redis_t      *rs;
     ngx_http_registry_redis_sub_t  *sub;
 
     rs = &ngx_http_registry_redis_state;
     sub = &ngx_http_registry_redis_sub;
 
-    if (rs->path) {
-        ac = redisAsyncConnectUnix(rs->path);
+    /* failing here, it is the caller who is told, not the handler */
 
-    } else {
-        ac = redisAsyncConnect(rs->host, rs->port);
-    }
-
-    if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
-                      "registry redis \"%V\" subscriber: out of memory",
-                      &rs->name);
-        return NGX_ERROR;
-    }
-
-    if (ac->err) {
+    if (ngx_http_registry_redis_open(&sub->conn, &detail) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, rs->log, 0,
                       "registry redis \"%V\" subscriber: %s",
-                      &rs->name, ac->errstr);
-        redisAsyncFree(ac);
+                      &rs->name, detail);
         return NGX_ERROR;
     }
-
-    c = ngx_get_connection(ac->c.fd, rs->log);
-    if (c == NULL) {
-        redisAsyncFree(ac);
-        return NGX_ERROR;
-    }
-
-    c->data = ac;
-    c->read->handler = ngx_http_registry_redis_read_handler;
-    c->write->handler = ngx_http_registry_redis_write_handler;
-    c->read->log = c->log;
-    c->write->log = c->log;
-
-    ac->data = sub;
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_http_registry_redis_add_read;
-    ac->ev.delRead = ngx_http_registry_redis_del_read;
-    ac->ev.addWrite = ngx_http_registry_redis_add_write;
-    ac->ev.delWrite = ngx_http_registry_redis_del_write;
-    ac->ev.cleanup = ngx_http_registry_redis_cleanup;
-
-    sub->ac = ac;
-    sub->subscribed = 0;
-    sub->broken = 0;
-
-    (void) redisAsyncSetConnectCallback(ac,
-                                   ngx_http_registry_redis_sub_connected);
-    (void) redisAsyncSetDisconnectCallback(ac,
-                                   ngx_http_registry_redis_sub_disconnected);
 
     /* hiredis buffers it until the connection is up */
 
-    if (redisAsyncCommand(ac, ngx_http_registry_redis_sub_message, NULL,
-                          "SUBSCRIBE %b", sub->channel.data,
+    if (redisAsyncCommand(sub->conn.ac, ngx_http_registry_redis_sub_message,
+                          NULL, "SUBSCRIBE %b", sub->channel.data,
                           sub->channel.len)
         != REDIS_OK)
     {
-        sub->ac = NULL;
-        redisAsyncFree(ac);
+        ngx_http_registry_redis_close(&sub->conn);
         return NGX_ERROR;
     }
-
-    ngx_add_timer(&sub->timer, rs->timeout);
 
     return NGX_OK;
 }
 
 
 static void
-ngx_http_registry_redis_sub_connected(const redisAsyncContext *ac,
-    int status)
+ngx_http_registry_redis_sub_keepalive(ngx_http_registry_redis_conn_t *conn)
 {
-    ngx_http_registry_redis_sub_t  *sub;
-
-    sub = &ngx_http_registry_redis_sub;
-
-    if (ac != sub->ac) {
-        return;
-    }
-
-    if (status != REDIS_OK) {
-        /* hiredis frees the context when this returns */
-        ngx_http_registry_redis_sub_lost("connect failed",
-                                         ac->err ? ac->errstr : NULL);
-        return;
-    }
-
-    (void) redisEnableKeepAlive((redisContext *) &ac->c);
-}
-
-
-static void
-ngx_http_registry_redis_sub_disconnected(const redisAsyncContext *ac,
-    int status)
-{
-    ngx_http_registry_redis_sub_t  *sub;
-
-    sub = &ngx_http_registry_redis_sub;
-
-    if (ac != sub->ac) {
-        return;
-    }
-
-    ngx_http_registry_redis_sub_lost("connection lost",
-                                     ac->err ? ac->errstr : NULL);
+    (void) redisEnableKeepAlive((redisContext *) &conn->ac->c);
 }
 
 
@@ -1318,13 +1376,13 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
     sub = &ngx_http_registry_redis_sub;
     rr = reply;
 
-    if (ac != sub->ac) {
+    if (ac != sub->conn.ac) {
         return;
     }
 
     if (rr == NULL) {
-        ngx_http_registry_redis_sub_lost("connection lost",
-                                         ac->err ? ac->errstr : NULL);
+        ngx_http_registry_redis_lost(&sub->conn, "connection lost",
+                                     ac->err ? ac->errstr : NULL);
         return;
     }
 
@@ -1334,8 +1392,7 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
         if (rr->type == REDIS_REPLY_ERROR) {
             ngx_log_error(NGX_LOG_ERR, ngx_http_registry_redis_state.log, 0,
                           "registry redis subscribe: %s", rr->str);
-            sub->broken = 1;
-            ngx_post_event(&sub->fail, &ngx_posted_events);
+            ngx_http_registry_redis_fail(&sub->conn, "failed");
         }
 
         return;
@@ -1357,10 +1414,10 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
     if (e[0]->len == sizeof("subscribe") - 1
         && ngx_strncmp(e[0]->str, "subscribe", e[0]->len) == 0)
     {
-        sub->subscribed = 1;
+        sub->conn.ready = 1;
 
-        if (sub->timer.timer_set) {
-            ngx_del_timer(&sub->timer);
+        if (sub->conn.timer.timer_set) {
+            ngx_del_timer(&sub->conn.timer);
         }
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_http_registry_redis_state.log,
@@ -1373,25 +1430,19 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
 
 
 /*
- * The subscriber is gone, or going (hiredis may be freeing it).  The
- * handler learns it from a posted event, out of hiredis's callbacks.
+ * The subscriber is gone: every loss is logged, and the handler learns
+ * it from a posted event, out of hiredis's callbacks.
  */
 
 static void
-ngx_http_registry_redis_sub_lost(const char *what, const char *detail)
+ngx_http_registry_redis_sub_lost(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail)
 {
     ngx_http_registry_redis_t      *rs;
     ngx_http_registry_redis_sub_t  *sub;
 
     rs = &ngx_http_registry_redis_state;
     sub = &ngx_http_registry_redis_sub;
-
-    sub->ac = NULL;
-    sub->subscribed = 0;
-
-    if (sub->timer.timer_set) {
-        ngx_del_timer(&sub->timer);
-    }
 
     if (rs->exiting) {
         return;
@@ -1403,52 +1454,6 @@ ngx_http_registry_redis_sub_lost(const char *what, const char *detail)
 
     if (!sub->lost.posted) {
         ngx_post_event(&sub->lost, &ngx_posted_events);
-    }
-}
-
-
-static void
-ngx_http_registry_redis_sub_drop(const char *what)
-{
-    redisAsyncContext              *ac;
-    ngx_http_registry_redis_sub_t  *sub;
-
-    sub = &ngx_http_registry_redis_sub;
-
-    ac = sub->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-
-    ngx_http_registry_redis_sub_lost(what, NULL);
-
-    redisAsyncFree(ac);
-}
-
-
-static void
-ngx_http_registry_redis_sub_timer_handler(ngx_event_t *ev)
-{
-    ngx_http_registry_redis_sub_t  *sub;
-
-    sub = ev->data;
-
-    if (sub->ac != NULL && !sub->subscribed) {
-        ngx_http_registry_redis_sub_drop("connect timed out");
-    }
-}
-
-
-static void
-ngx_http_registry_redis_sub_fail_handler(ngx_event_t *ev)
-{
-    ngx_http_registry_redis_sub_t  *sub;
-
-    sub = ev->data;
-
-    if (sub->broken) {
-        ngx_http_registry_redis_sub_drop("failed");
     }
 }
 
@@ -1469,31 +1474,13 @@ ngx_http_registry_redis_sub_lost_handler(ngx_event_t *ev)
 static void
 ngx_http_registry_redis_sub_exit(void)
 {
-    redisAsyncContext              *ac;
     ngx_http_registry_redis_sub_t  *sub;
 
     sub = &ngx_http_registry_redis_sub;
-
-    if (sub->timer.timer_set) {
-        ngx_del_timer(&sub->timer);
-    }
-
-    if (sub->fail.posted) {
-        ngx_delete_posted_event(&sub->fail);
-    }
 
     if (sub->lost.posted) {
         ngx_delete_posted_event(&sub->lost);
     }
 
-    ac = sub->ac;
-
-    if (ac == NULL) {
-        return;
-    }
-
-    sub->ac = NULL;
-    sub->subscribed = 0;
-
-    redisAsyncFree(ac);
+    ngx_http_registry_redis_close(&sub->conn);
 }

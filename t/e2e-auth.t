@@ -10,6 +10,7 @@
 # and auth file under the servroot: the machine's images and logins are
 # not touched.
 BEGIN { push @INC, 't/lib' }
+use File::Temp ();
 use strict;
 use warnings;
 use Test::More;
@@ -64,7 +65,9 @@ remove_tree($pod);
 make_path("$pod/root", "$pod/run", "$pod/tmp");
 $ENV{REGISTRY_AUTH_FILE} = "$pod/auth.json";
 $ENV{TMPDIR} = "$pod/tmp";
-my @podman = ('podman', '--root', "$pod/root", '--runroot', "$pod/run",
+# podman refuses a run root longer than 50 characters: a short one in /tmp
+my $runroot = File::Temp::tempdir('/tmp/regpod.XXXXXX', CLEANUP => 1);
+my @podman = ('podman', '--root', "$pod/root", '--runroot', $runroot,
     '--storage-driver', 'vfs', '--events-backend', 'file',
     '--cgroup-manager', 'cgroupfs');
 

@@ -5,6 +5,7 @@
 # scripts/test.  podman runs with a private storage (vfs) under the
 # servroot; the image is made locally with `podman import` (no network).
 BEGIN { push @INC, 't/lib' }
+use File::Temp ();
 use strict;
 use warnings;
 use Test::More;
@@ -73,7 +74,9 @@ my $pod = "$root/podman";
 make_path("$pod/root", "$pod/run", "$pod/tmp");
 $ENV{REGISTRY_AUTH_FILE} = "$pod/auth.json";
 $ENV{TMPDIR} = "$pod/tmp";
-my @podman = ('podman', '--root', "$pod/root", '--runroot', "$pod/run",
+# podman refuses a run root longer than 50 characters: a short one in /tmp
+my $runroot = File::Temp::tempdir('/tmp/regpod.XXXXXX', CLEANUP => 1);
+my @podman = ('podman', '--root', "$pod/root", '--runroot', $runroot,
     '--storage-driver', 'vfs', '--events-backend', 'file',
     '--cgroup-manager', 'cgroupfs');
 

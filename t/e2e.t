@@ -13,6 +13,7 @@
 # as root) is a directory of the servroot too: nothing of the machine's
 # is touched.
 BEGIN { push @INC, 't/lib' }
+use File::Temp ();
 use strict;
 use warnings;
 use Test::More;
@@ -58,7 +59,9 @@ if ((run(@ns, 'true'))[0] != 0) {
     @ns = ();
 }
 
-my @podman = (@ns, 'podman', '--root', "$pod/root", '--runroot', "$pod/run",
+# podman refuses a run root longer than 50 characters: a short one in /tmp
+my $runroot = File::Temp::tempdir('/tmp/regpod.XXXXXX', CLEANUP => 1);
+my @podman = (@ns, 'podman', '--root', "$pod/root", '--runroot', $runroot,
     '--storage-driver', 'vfs', '--events-backend', 'file',
     '--cgroup-manager', 'cgroupfs');
 my @skopeo = (@ns, 'skopeo');

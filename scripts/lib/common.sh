@@ -83,3 +83,11 @@ wait_for() {
 
 # port_open PORT: something listens on 127.0.0.1:PORT (bash /dev/tcp, no nc).
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# redis_socket ROOT PORT: where that Redis listens on a unix socket; a
+# socket path must fit in 108 bytes, and a deep checkout may not
+redis_socket() {
+    local sock=$1/redis.sock
+    [ ${#sock} -lt 100 ] || sock=/tmp/registry-redis-$2.sock
+    echo "$sock"
+}
