@@ -216,6 +216,13 @@ struct ngx_http_registry_ctx_s {
     /* the last Redis reply; valid only while the step runs */
     redisReply                     *reply;
 
+    /* an EVALSHA in flight, sent again as EVAL on NOSCRIPT */
+    const char                     *eval_script;
+    const char                    **eval_argv;
+    size_t                         *eval_lens;
+    ngx_uint_t                      eval_argc;
+    ngx_http_registry_step_pt       eval_next;
+
     /* the last S3 answer */
     ngx_http_request_t             *s3_sr;
     ngx_http_registry_s3_result_t   s3;

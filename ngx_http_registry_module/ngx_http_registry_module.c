@@ -12,6 +12,9 @@
 
 static ngx_int_t ngx_http_registry_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_eval_reply(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static u_char *ngx_http_registry_script_sha(const char *script);
 static ngx_int_t ngx_http_registry_health_redis(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_health_s3(ngx_http_request_t *r,
@@ -595,40 +598,132 @@ ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key, const char *fmt,
 
 
 /*
- * EVAL of a Lua script: several keys read or changed in one round trip
- * and atomically.  args holds the keys, then the arguments.
+ * A Lua script run in Redis: several keys read or changed in one round
+ * trip and atomically.  args holds the keys, then the arguments.  The
+ * script goes by its SHA-1 (EVALSHA), which spares Redis parsing and
+ * hashing it per call; Redis answers NOSCRIPT when it does not know it
+ * yet (first use, restart, SCRIPT FLUSH), and the call is sent again with
+ * the script's text, which caches it.
  */
 
 ngx_int_t
 ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
     ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
 {
-    u_char       *p;
-    size_t       *lens;
-    ngx_uint_t    i;
-    const char  **argv;
+    u_char                   *p;
+    size_t                   *lens;
+    ngx_uint_t                i;
+    const char              **argv;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
     argv = ngx_palloc(r->pool, (nargs + 3) * sizeof(char *));
     lens = ngx_palloc(r->pool, (nargs + 3) * sizeof(size_t));
     p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
 
-    if (argv == NULL || lens == NULL || p == NULL) {
+    if (ctx == NULL || argv == NULL || lens == NULL || p == NULL) {
         return NGX_ERROR;
     }
 
-    argv[0] = "EVAL";
-    lens[0] = 4;
-    argv[1] = script;
-    lens[1] = ngx_strlen(script);
+    argv[0] = "EVALSHA";      /* 7 long; EVAL, 4, once it was retried */
+    lens[0] = 7;
+    argv[1] = (const char *) ngx_http_registry_script_sha(script);
+    lens[1] = 40;
     argv[2] = (const char *) p;
     lens[2] = ngx_sprintf(p, "%ui", nkeys) - p;
 
+    /* copies: a retry outlives the replies some arguments came from */
+
     for (i = 0; i < nargs; i++) {
-        argv[i + 3] = (const char *) args[i].data;
+        p = ngx_pnalloc(r->pool, args[i].len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(p, args[i].data, args[i].len);
+        argv[i + 3] = (const char *) p;
         lens[i + 3] = args[i].len;
     }
 
-    return ngx_http_registry_redis_command(r, nargs + 3, argv, lens);
+    if (ngx_http_registry_redis_command(r, nargs + 3, argv, lens) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->eval_script = script;
+    ctx->eval_argv = argv;
+    ctx->eval_lens = lens;
+    ctx->eval_argc = nargs + 3;
+    ctx->eval_next = ctx->next;
+    ctx->next = ngx_http_registry_eval_reply;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_eval_reply(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply  *reply;
+
+    reply = ctx->reply;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR
+        || reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0
+        || ctx->eval_lens[0] != 7)
+    {
+        return ctx->eval_next(r, ctx);
+    }
+
+    ctx->eval_argv[0] = "EVAL";
+    ctx->eval_lens[0] = 4;
+    ctx->eval_argv[1] = ctx->eval_script;
+    ctx->eval_lens[1] = ngx_strlen(ctx->eval_script);
+    ctx->next = ctx->eval_next;
+
+    if (ngx_http_registry_redis_command(r, ctx->eval_argc, ctx->eval_argv,
+                                        ctx->eval_lens)
+        != NGX_OK)
+    {
+        ctx->next = NULL;
+        return ngx_http_registry_unavailable(r, "redis: not connected");
+    }
+
+    return NGX_DONE;
+}
+
+
+/* the SHA-1 of a script in hex, computed once per script per worker */
+
+static u_char *
+ngx_http_registry_script_sha(const char *script)
+{
+    u_char      hash[SHA_DIGEST_LENGTH];
+    ngx_uint_t  i;
+
+    static struct {
+        const char  *script;
+        u_char       hex[2 * SHA_DIGEST_LENGTH];
+    }           cache[64];
+
+    for (i = 0; i < 64 && cache[i].script != NULL; i++) {
+        if (cache[i].script == script) {
+            return cache[i].hex;
+        }
+    }
+
+    if (i == 64) {
+        /* more scripts than expected: correct, only slower */
+        i = 63;
+    }
+
+    SHA1((u_char *) script, ngx_strlen(script), hash);
+    ngx_hex_dump(cache[i].hex, hash, SHA_DIGEST_LENGTH);
+    cache[i].script = script;
+
+    return cache[i].hex;
 }
 
 
