@@ -304,6 +304,9 @@ ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
     const char *fmt, ...);
 ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
     ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, const char *script, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs);
 ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
     ngx_http_registry_step_pt next, ngx_uint_t n, ...);
 ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);

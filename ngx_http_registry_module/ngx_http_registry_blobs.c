@@ -56,8 +56,7 @@ ngx_int_t
 ngx_http_registry_blob_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_int_t   rc;
-    ngx_str_t   args[4];
+    ngx_str_t  args[4];
 
     if (ngx_http_registry_check_digest(&ctx->reference) != NGX_OK) {
         return ngx_http_registry_digest_error(r, &ctx->reference);
@@ -83,31 +82,20 @@ ngx_http_registry_blob_handler(ngx_http_request_t *r,
         }
 
         args[3] = ctx->repo;
-        ctx->next = ngx_http_registry_blob_deleted;
 
-        rc = ngx_http_registry_eval(r, ngx_http_registry_blob_unlink_lua,
-                                    2, args, 4);
-
-    } else {
-        if (ngx_http_registry_keyf(r->pool, &args[1], "blob:%V",
-                                   &ctx->digest)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        ctx->next = ngx_http_registry_blob_found;
-
-        rc = ngx_http_registry_eval(r, ngx_http_registry_blob_stat_lua,
-                                    2, args, 3);
+        return ngx_http_registry_run(r, ngx_http_registry_blob_deleted,
+                                     ngx_http_registry_blob_unlink_lua, 2, args,
+                                     4);
     }
 
-    if (rc != NGX_OK) {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
+    if (ngx_http_registry_keyf(r->pool, &args[1], "blob:%V", &ctx->digest)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    return NGX_DONE;
+    return ngx_http_registry_run(r, ngx_http_registry_blob_found,
+                                 ngx_http_registry_blob_stat_lua, 2, args, 3);
 }
 
 

@@ -574,17 +574,8 @@ ngx_http_registry_image_prepare(ngx_http_request_t *r,
         args[2] = m->config.digest;
     }
 
-    ctx->next = ngx_http_registry_image_checked;
-
-    if (ngx_http_registry_eval(r, ngx_http_registry_image_check_lua, 0,
-                               args, 3)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_run(r, ngx_http_registry_image_checked,
+                                 ngx_http_registry_image_check_lua, 0, args, 3);
 }
 
 
@@ -1304,17 +1295,9 @@ static ngx_int_t
 ngx_http_registry_api_list(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ctx->next = ngx_http_registry_api_listed;
-
-    if (ngx_http_registry_eval(r, ngx_http_registry_streams_lua, 0,
-                               &ctx->project, 1)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_run(r, ngx_http_registry_api_listed,
+                                 ngx_http_registry_streams_lua, 0,
+                                 &ctx->project, 1);
 }
 
 
@@ -1436,16 +1419,8 @@ ngx_http_registry_api_tag(ngx_http_request_t *r,
     args[0] = ctx->repo;
     args[1] = ctx->reference;
 
-    ctx->next = ngx_http_registry_api_tagged;
-
-    if (ngx_http_registry_eval(r, ngx_http_registry_tag_lua, 0, args, 2)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_run(r, ngx_http_registry_api_tagged,
+                                 ngx_http_registry_tag_lua, 0, args, 2);
 }
 
 
@@ -1559,17 +1534,9 @@ static ngx_int_t
 ngx_http_registry_api_image(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ctx->next = ngx_http_registry_api_imaged;
-
-    if (ngx_http_registry_eval(r, ngx_http_registry_image_lua, 0,
-                               &ctx->reference, 1)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_run(r, ngx_http_registry_api_imaged,
+                                 ngx_http_registry_image_lua, 0,
+                                 &ctx->reference, 1);
 }
 
 

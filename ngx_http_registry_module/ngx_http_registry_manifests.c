@@ -43,9 +43,6 @@ static ngx_int_t ngx_http_registry_manifest_deleted(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_referrers_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static json_t *ngx_http_registry_referrer(redisReply *e);
-static ngx_int_t ngx_http_registry_manifest_eval(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t n,
-    ngx_str_t *args, ngx_http_registry_step_pt next);
 static ngx_int_t ngx_http_registry_manifest_blob_unknown(
     ngx_http_request_t *r, redisReply *digest);
 static ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
@@ -274,10 +271,9 @@ ngx_http_registry_manifest_get(ngx_http_request_t *r,
         ngx_str_set(&args[3], "body");
     }
 
-    return ngx_http_registry_manifest_eval(r, ctx,
-                                           ngx_http_registry_manifest_get_lua,
-                                           4, args,
-                                           ngx_http_registry_manifest_got);
+    return ngx_http_registry_run(r, ngx_http_registry_manifest_got,
+                                 ngx_http_registry_manifest_get_lua, 0, args,
+                                 4);
 }
 
 
@@ -849,8 +845,8 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_manifest_eval(r, ctx, script, i, args,
-                                           ngx_http_registry_manifest_stored);
+    return ngx_http_registry_run(r, ngx_http_registry_manifest_stored, script,
+                                 0, args, i);
 }
 
 
@@ -979,8 +975,8 @@ ngx_http_registry_manifest_delete(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_manifest_eval(r, ctx, script, 5, args,
-                                           ngx_http_registry_manifest_deleted);
+    return ngx_http_registry_run(r, ngx_http_registry_manifest_deleted, script,
+                                 0, args, 5);
 }
 
 
@@ -1067,10 +1063,8 @@ ngx_http_registry_referrers_handler(ngx_http_request_t *r,
 
     *(ngx_str_t *) ctx->data = args[2];
 
-    return ngx_http_registry_manifest_eval(r, ctx,
-                                           ngx_http_registry_referrers_lua,
-                                           3, args,
-                                           ngx_http_registry_referrers_done);
+    return ngx_http_registry_run(r, ngx_http_registry_referrers_done,
+                                 ngx_http_registry_referrers_lua, 0, args, 3);
 }
 
 
@@ -1194,36 +1188,6 @@ failed:
 
     json_decref(desc);
     return NULL;
-}
-
-
-/*
- * EVAL script 0 args..., and ctx->next = next.  Returns what the handler
- * returns: NGX_DONE while the reply is awaited.
- */
-
-static ngx_int_t
-ngx_http_registry_manifest_eval(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t n,
-    ngx_str_t *args, ngx_http_registry_step_pt next)
-{
-    ngx_uint_t  i;
-
-    for (i = 0; i < n; i++) {
-        /* hiredis copies len bytes from data: never from NULL */
-        if (args[i].data == NULL) {
-            ngx_str_set(&args[i], "");
-        }
-    }
-
-    ctx->next = next;
-
-    if (ngx_http_registry_eval(r, script, 0, args, n) != NGX_OK) {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
 }
 
 

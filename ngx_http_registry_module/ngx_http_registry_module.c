@@ -662,6 +662,26 @@ ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
 }
 
 
+/* a script as the operation a step waits for: next runs with its reply */
+
+ngx_int_t
+ngx_http_registry_run(ngx_http_request_t *r, ngx_http_registry_step_pt next,
+    const char *script, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    ctx->next = next;
+
+    if (ngx_http_registry_eval(r, script, nkeys, args, nargs) != NGX_OK) {
+        ctx->next = NULL;
+        return ngx_http_registry_unavailable(r, "redis: not connected");
+    }
+
+    return NGX_DONE;
+}
+
+
 static ngx_int_t
 ngx_http_registry_eval_reply(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)

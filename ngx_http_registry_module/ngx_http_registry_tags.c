@@ -169,16 +169,8 @@ ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     }
 
     ctx->data = page;
-    ctx->next = ngx_http_registry_list_done;
-
-    if (ngx_http_registry_eval(r, ngx_http_registry_list_lua, 1, args, 4)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_run(r, ngx_http_registry_list_done,
+                                 ngx_http_registry_list_lua, 1, args, 4);
 }
 
 

@@ -147,9 +147,6 @@ static ngx_chain_t *ngx_http_registry_upload_chain(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_int_t built,
     ngx_http_registry_s3_op_t *op, ngx_http_registry_step_pt next);
-static ngx_int_t ngx_http_registry_upload_eval(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t nkeys,
-    ngx_str_t *args, ngx_uint_t nargs, ngx_http_registry_step_pt next);
 static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out);
 
@@ -338,10 +335,9 @@ ngx_http_registry_uploads_handler(ngx_http_request_t *r,
         args[5] = ctx->digest;
         args[6] = ctx->repo;
 
-        return ngx_http_registry_upload_eval(r, ctx,
-                                            ngx_http_registry_upload_mount_lua,
-                                            5, args, 7,
-                                            ngx_http_registry_upload_mounted);
+        return ngx_http_registry_run(r, ngx_http_registry_upload_mounted,
+                                     ngx_http_registry_upload_mount_lua, 5,
+                                     args, 7);
     }
 
     rc = ngx_http_registry_arg(r, "digest", &ctx->digest);
@@ -466,10 +462,9 @@ ngx_http_registry_upload_create(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_create_lua,
-                                         1, args, 4,
-                                         ngx_http_registry_upload_created);
+    return ngx_http_registry_run(r, ngx_http_registry_upload_created,
+                                 ngx_http_registry_upload_create_lua, 1, args,
+                                 4);
 }
 
 
@@ -555,10 +550,8 @@ ngx_http_registry_upload_handler(ngx_http_request_t *r,
     args[2] = up->tail_key;
     args[3] = ctx->repo;
 
-    return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_load_lua,
-                                         3, args, 4,
-                                         ngx_http_registry_upload_loaded);
+    return ngx_http_registry_run(r, ngx_http_registry_upload_loaded,
+                                 ngx_http_registry_upload_load_lua, 3, args, 4);
 }
 
 
@@ -850,10 +843,9 @@ ngx_http_registry_upload_patch(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        return ngx_http_registry_upload_eval(r, ctx,
-                                        ngx_http_registry_upload_append_lua,
-                                        2, a, 7,
-                                        ngx_http_registry_upload_committed);
+        return ngx_http_registry_run(r, ngx_http_registry_upload_committed,
+                                     ngx_http_registry_upload_append_lua, 2, a,
+                                     7);
     }
 
     /* the parts sent: the session moves on, the claim ends */
@@ -874,10 +866,9 @@ ngx_http_registry_upload_patch(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_parts_lua,
-                                         3, a, 3 + n,
-                                         ngx_http_registry_upload_committed);
+    return ngx_http_registry_run(r, ngx_http_registry_upload_committed,
+                                 ngx_http_registry_upload_parts_lua, 3, a,
+                                 3 + n);
 }
 
 
@@ -1051,10 +1042,9 @@ finish:
         ngx_str_null(&args[11]);
     }
 
-    return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_finish_lua,
-                                         8, args, 14,
-                                         ngx_http_registry_upload_finished);
+    return ngx_http_registry_run(r, ngx_http_registry_upload_finished,
+                                 ngx_http_registry_upload_finish_lua, 8, args,
+                                 14);
 }
 
 
@@ -1118,10 +1108,9 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
 
     args[nkeys + 1] = up->token;
 
-    return ngx_http_registry_upload_eval(r, ctx,
-                                         ngx_http_registry_upload_claim_lua,
-                                         nkeys, args, nkeys + 3,
-                                         ngx_http_registry_upload_claimed);
+    return ngx_http_registry_run(r, ngx_http_registry_upload_claimed,
+                                 ngx_http_registry_upload_claim_lua, nkeys,
+                                 args, nkeys + 3);
 }
 
 
@@ -1806,22 +1795,6 @@ ngx_http_registry_upload_s3(ngx_http_request_t *r,
     if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
         ctx->next = NULL;
         return NGX_ERROR;
-    }
-
-    return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_eval(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, const char *script, ngx_uint_t nkeys,
-    ngx_str_t *args, ngx_uint_t nargs, ngx_http_registry_step_pt next)
-{
-    ctx->next = next;
-
-    if (ngx_http_registry_eval(r, script, nkeys, args, nargs) != NGX_OK) {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
     }
 
     return NGX_DONE;
