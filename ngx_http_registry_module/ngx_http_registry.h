@@ -96,6 +96,7 @@ typedef struct {
     ngx_str_t                   secret_key;
     ngx_str_t                   location;      /* internal proxy_pass uri */
     ngx_flag_t                  redirect;
+    ngx_flag_t                  stream;        /* monolithic PUTs streamed */
     time_t                      presign_expires;
 } ngx_http_registry_s3_conf_t;
 
@@ -124,6 +125,10 @@ typedef struct {
     ngx_msec_t                  watch_timeout;
     ngx_str_t                   public_host;    /* for references */
     ngx_flag_t                  enabled;        /* a registry location */
+
+    /* streamed PUTs (stream.c); NULL: the endpoint is not an IP */
+    ngx_addr_t                 *s3_addr;
+    ngx_http_upstream_conf_t   *s3_upstream;
 } ngx_http_registry_main_conf_t;
 
 
@@ -236,6 +241,7 @@ struct ngx_http_registry_ctx_s {
     ngx_str_t                       digest;
 
     void                           *data;       /* per-handler state */
+    void                           *stream;     /* stream.c's state */
 
     off_t                           body_bytes;  /* seen by the filter */
 
@@ -503,6 +509,21 @@ ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_s3_presign(ngx_http_request_t *r,
     ngx_str_t *key, ngx_str_t *url);
 ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
+
+/*
+ * A PutObject of the client body itself, sent to S3 while it arrives
+ * (stream.c): the main request becomes an upstream request, the body is
+ * hashed by body.c's filter on the way (ctx->body_bytes counts it).
+ * When S3 has answered, next runs with ctx->s3.status (and nothing else
+ * of ctx->s3); a failure to reach S3 ends the request with nginx's 502
+ * or 504.  Only when ngx_http_registry_s3_streamable() says so: an IP
+ * endpoint over http, a Content-Length from 5 MiB to 5 GiB, HTTP/1.
+ */
+ngx_uint_t ngx_http_registry_s3_streamable(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *key,
+    ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_stream_init(ngx_conf_t *cf);
 
 /*
  * Operation builders: they fill *op (keys, upload ids and bodies are

@@ -121,6 +121,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       0,
       NULL },
 
+    { ngx_string("registry_s3_stream"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, s3.stream),
+      NULL },
+
     { ngx_string("registry_s3_region"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -952,6 +959,7 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
     mcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     mcf->s3.redirect = NGX_CONF_UNSET;
     mcf->s3.presign_expires = NGX_CONF_UNSET;
+    mcf->s3.stream = NGX_CONF_UNSET;
     mcf->upload_expires = NGX_CONF_UNSET;
     mcf->history_depth = NGX_CONF_UNSET_UINT;
     mcf->events_maxlen = NGX_CONF_UNSET_UINT;
@@ -1005,6 +1013,7 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
     ngx_conf_init_value(mcf->s3.redirect, 0);
     ngx_conf_init_value(mcf->s3.presign_expires, 300);
+    ngx_conf_init_value(mcf->s3.stream, 1);
     ngx_conf_init_value(mcf->upload_expires, 86400);
     ngx_conf_init_uint_value(mcf->history_depth, 10);
     ngx_conf_init_uint_value(mcf->events_maxlen, 10000);
@@ -1285,7 +1294,8 @@ ngx_http_registry_postconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_registry_body_init(cf) != NGX_OK
-        || ngx_http_registry_auth_init(cf) != NGX_OK)
+        || ngx_http_registry_auth_init(cf) != NGX_OK
+        || ngx_http_registry_stream_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -96,6 +96,8 @@ static ngx_int_t ngx_http_registry_upload_content_range(
     ngx_http_request_t *r, ngx_http_registry_upload_t *up);
 static ngx_int_t ngx_http_registry_upload_read(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_streamed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_drive(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_patch(ngx_http_request_t *r,
@@ -368,7 +370,45 @@ ngx_http_registry_uploads_handler(ngx_http_request_t *r,
     SHA256_Init(&ctx->sha);
     ctx->hash_body = 1;
 
+    if (ngx_http_registry_s3_streamable(r)) {
+        /* to S3 while it arrives, instead of through nginx's temp file */
+        return ngx_http_registry_s3_stream_put(r, ctx, &up->key,
+                   ngx_http_registry_upload_streamed);
+    }
+
     return ngx_http_registry_read_body(r, ctx, ngx_http_registry_upload_read);
+}
+
+
+/*
+ * A streamed monolithic push ended: our object holds the body.  The rest
+ * is as for a body read first (the digest is checked: a wrong one drops
+ * the object), except that the PutObject is done.
+ */
+
+static ngx_int_t
+ngx_http_registry_upload_streamed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->s3.status != NGX_HTTP_OK) {
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    up->stored = 1;
+    up->checked = 1;    /* a blob that exists meanwhile: FINISH tells */
+
+    if (ctx->body_bytes != r->headers_in.content_length_n) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "registry: s3 stored %O bytes of %O", ctx->body_bytes,
+                      r->headers_in.content_length_n);
+        return ngx_http_registry_upload_cancel(r, ctx);
+    }
+
+    return ngx_http_registry_upload_read(r, ctx);
 }
 
 
@@ -1581,6 +1621,14 @@ ngx_http_registry_upload_cancel(ngx_http_request_t *r,
         up->aborted = 1;
         return ngx_http_registry_upload_s3(r, ctx,
                    ngx_http_registry_s3_op_abort(r, &op, &up->key, &up->mpu),
+                   &op, ngx_http_registry_upload_forget);
+    }
+
+    if (up->monolithic && up->stored) {
+        /* a streamed push stored the object before its digest was known */
+        up->stored = 0;
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_delete(r, &op, &up->key),
                    &op, ngx_http_registry_upload_forget);
     }
 
