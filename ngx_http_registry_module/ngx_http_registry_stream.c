@@ -15,8 +15,7 @@
  *
  * Only a plain http:// endpoint whose host is an IP address is used so
  * (no resolver, no TLS); ngx_http_registry_s3_streamable() says so.  A
- * failure to connect or a timeout ends the request with nginx's own 502
- * or 504, as the upstream code finalizes those itself.
+ * failure to connect or a timeout is answered 503 like any S3 failure.
  */
 
 
@@ -419,8 +418,8 @@ ngx_http_registry_stream_abort_request(ngx_http_request_t *r)
 /*
  * The upstream code ends.  With rc 0, S3 answered (whatever it said):
  * the request is held, and the answer is handled once the upstream code
- * has finalized its part.  Otherwise it answers the client itself (502,
- * 504) or closes the connection.
+ * has finalized its part.  Without an answer (502, 504) too: the error
+ * page nginx then makes is swallowed and the step answers 503.
  */
 
 static void
@@ -438,11 +437,18 @@ ngx_http_registry_stream_finalize_request(ngx_http_request_t *r,
 
     st->rc = rc;
 
-    if (!r->upstream->header_sent || ctx->next == NULL) {
-        /* no answer from S3: nginx's own error page may go out */
+    if (ctx->next == NULL) {
         st->swallow = 0;
-        ctx->next = NULL;
         return;
+    }
+
+    if (!r->upstream->header_sent) {
+        /*
+         * S3 did not answer (refused, timed out): nginx's own error page
+         * is swallowed like an answer, and the waiting step sees no
+         * answer, which it reports as 503 with an OCI error body.
+         */
+        ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     }
 
     r->main->count++;
@@ -466,6 +472,8 @@ ngx_http_registry_stream_continue(ngx_event_t *ev)
     r->headers_out.status_line.len = 0;
     r->headers_out.status_line.data = NULL;
     r->headers_out.content_length_n = -1;
+    r->headers_out.content_type.len = 0;
+    r->err_status = 0;
 
     if (r->reading_body) {
         /* S3 answered before the body ended: the rest is not read */

@@ -147,4 +147,23 @@ for my $ngx ($On, $Off) {
 
 $_->stop for $On, $Off;
 
+# S3 unreachable on the streamed path: 503 with an OCI error body, like
+# every other S3 failure (not nginx's own 502 page)
+{
+    my $closed = $base + 9;
+    (my $http = $HttpConfig) =~ s/127\.0\.0\.1:\$TEST_NGINX_S3_PORT/127.0.0.1:$closed/;
+    (my $config = $Config) =~ s/127\.0\.0\.1:\$TEST_NGINX_S3_PORT/127.0.0.1:$closed/;
+    my $down = start_nginx(port => $base + 2, servroot => "$top/t/servroot-stream-down",
+        root_location => 0, http_config => $http, config => $config);
+    my $blob = random_bytes(6 * $MiB);
+    my $r = $down->request('POST', '/v2/stest/down/blobs/uploads/?digest=' . d($blob),
+        body => $blob, timeout => 30);
+    is $r->{status}, 503, 'S3 unreachable while streaming: 503';
+    like $r->{body}, qr/^\{"errors":\[\{"code":"UNAVAILABLE"/, '... with an OCI error body';
+    is $r->{headers}{'content-type'}, 'application/json', '... as JSON';
+    $r = $down->request('GET', '/v2/');
+    is $r->{status}, 200, 'the worker still serves';
+    $down->stop;
+}
+
 done_testing;
