@@ -171,6 +171,14 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
         return rc;
     }
 
+    if (!ctx->in_handler) {
+        /*
+         * Started from a step, not the content handler: the step's own
+         * hold keeps the request, the body reader's is one too many.
+         */
+        r->main->count--;
+    }
+
     return NGX_DONE;
 }
 

@@ -71,6 +71,7 @@ typedef struct {
     unsigned                    final:1;       /* PUT or monolithic */
     unsigned                    monolithic:1;  /* no session in Redis */
     unsigned                    locked:1;      /* the session is ours */
+    unsigned                    streaming:1;   /* claimed, to stream next */
     unsigned                    checked:1;     /* existence known */
     unsigned                    exists:1;
     unsigned                    tail_loaded:1;
@@ -664,6 +665,20 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
 
     ctx->hash_body = 1;
 
+    if (up->final && up->offset == 0 && up->tail_len == 0
+        && up->mpu.len == 0 && ngx_http_registry_s3_streamable(r))
+    {
+        /*
+         * The whole blob in this PUT: the session is claimed first (no
+         * other request may write data/<id> meanwhile), then the body
+         * goes to S3 as it arrives.
+         */
+        up->total = r->headers_in.content_length_n;
+        up->streaming = 1;
+
+        return ngx_http_registry_upload_claim(r, ctx);
+    }
+
     return ngx_http_registry_read_body(r, ctx, ngx_http_registry_upload_read);
 }
 
@@ -1192,6 +1207,17 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     if (up->final) {
         up->checked = 1;
         up->exists = (reply->element[1]->integer != 0);
+    }
+
+    if (up->streaming) {
+        up->streaming = 0;
+
+        /* a blob that exists already is only read, never stored again */
+        return up->exists
+               ? ngx_http_registry_read_body(r, ctx,
+                                             ngx_http_registry_upload_read)
+               : ngx_http_registry_s3_stream_put(r, ctx, &up->key,
+                                          ngx_http_registry_upload_streamed);
     }
 
     return ngx_http_registry_upload_drive(r, ctx);

@@ -46,12 +46,19 @@ sub temp_files {
 sub data_keys { +{ map { $_->{key} => $_->{size} } @{ s3_objects('data/') } } }
 
 # sends the head and the first half of the body, looks, sends the rest
+# (with $put: a session is opened first and the blob is its one PUT)
 sub push_halves {
-    my ($ngx, $repo, $blob, $digest) = @_;
+    my ($ngx, $repo, $blob, $digest, $put) = @_;
+    my $line = "POST /v2/$repo/blobs/uploads/?digest=$digest";
+    if ($put) {
+        my $r = $ngx->request('POST', "/v2/$repo/blobs/uploads/");
+        die "no session: $r->{status}\n" unless $r->{status} == 202;
+        $line = "PUT $r->{headers}{location}?digest=$digest";
+    }
     my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ngx->{port},
         Proto => 'tcp', Timeout => 10) or die "connect: $@\n";
     my $half = int(length($blob) / 2);
-    print $sock "POST /v2/$repo/blobs/uploads/?digest=$digest HTTP/1.1\r\nHost: localhost\r\n"
+    print $sock "$line HTTP/1.1\r\nHost: localhost\r\n"
         . "Content-Type: application/octet-stream\r\nContent-Length: " . length($blob)
         . "\r\nConnection: close\r\n\r\n", substr($blob, 0, $half);
     sleep 0.5;
@@ -128,6 +135,33 @@ my $digest = d($blob);
     my @new = grep { !exists $before->{$_} } keys %$after;
     is scalar @new, 0, '... the duplicate object is gone';
     is redis_cli('SISMEMBER', 'repo:stest/again:blobs', $digest), 1, '... linked';
+}
+
+{
+    # POST, then the whole blob in the session's PUT: streamed as well
+    my $blob4 = random_bytes(32 * $MiB);
+    my $d4 = d($blob4);
+    my ($status, $held) = push_halves($On, 'stest/put', $blob4, $d4, 1);
+    is $status, 201, 'a session\'s one PUT of 32 MiB, streamed: 201';
+    is $held, 0, '... without a temp file';
+    my $file = "/tmp/registry-stream-$$";
+    my ($rc, $code) = curl('-s', '-o', $file, '-w', '%{http_code}',
+        $On->url("/v2/stest/put/blobs/$d4"));
+    my $back = read_file($file) // '';
+    unlink $file;
+    ok $code == 200 && $back eq $blob4, '... reads back the same bytes';
+
+    my $before = data_keys();
+    ($status) = push_halves($On, 'stest/put', $blob4 . 'y', d($blob4), 1);
+    is $status, 400, 'a streamed PUT under a wrong digest: 400';
+    my $after = data_keys();
+    is scalar(grep { !exists $before->{$_} } keys %$after), 0, '... no object left behind';
+
+    ($status, $held) = push_halves($On, 'stest/put2', $blob4, $d4, 1);
+    is $status, 201, 'a PUT of a blob that exists: 201';
+    is scalar(grep { !exists $before->{$_} } keys %{ data_keys() }), 0,
+        '... stored nowhere again';
+    is redis_cli('SISMEMBER', 'repo:stest/put2:blobs', $d4), 1, '... linked';
 }
 
 {
