@@ -10,8 +10,8 @@
 # and auth file under the servroot: the machine's images and logins are
 # not touched.
 BEGIN { push @INC, 't/lib' }
-use File::Temp ();
 use strict;
+use Registry::Podman qw(podman_setup run ok_run tar_image);
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
@@ -61,37 +61,8 @@ EOF
 
 # podman and skopeo, isolated under the servroot
 my $pod = "$root/podman";
-remove_tree($pod);
-make_path("$pod/root", "$pod/run", "$pod/tmp");
-$ENV{REGISTRY_AUTH_FILE} = "$pod/auth.json";
-$ENV{TMPDIR} = "$pod/tmp";
-# podman refuses a run root longer than 50 characters: a short one in /tmp
-my $runroot = File::Temp::tempdir('/tmp/regpod.XXXXXX', CLEANUP => 1);
-my @podman = ('podman', '--root', "$pod/root", '--runroot', $runroot,
-    '--storage-driver', 'vfs', '--events-backend', 'file',
-    '--cgroup-manager', 'cgroupfs');
-
-# run a command; returns (exit status, stdout + stderr)
-sub run {
-    my $cmd = join ' ', map { my $a = $_; $a =~ s/'/'\\''/g; "'$a'" } @_;
-    my $out = `timeout 120 $cmd 2>&1`;
-    return ($? >> 8, $out);
-}
-
-sub ok_run {
-    my ($name, @cmd) = @_;
-    my ($rc, $out) = run(@cmd);
-    is $rc, 0, $name or diag $out;
-    return $out;
-}
-
-# a one-file image, made locally (no network)
-my $ctx = "$pod/image";
-make_path($ctx);
-open my $fh, '>', "$ctx/hello.txt" or die $!;
-print $fh "hello from the authorization test $$\n";
-close $fh;
-system('tar', '-C', $ctx, '-cf', "$pod/image.tar", 'hello.txt') == 0 or die "tar failed\n";
+my @podman = podman_setup($pod);
+tar_image($pod, "hello from the authorization test $$\n");
 ok_run('podman import', @podman, 'import', "$pod/image.tar", 'localhost/e2e-auth:1');
 
 my ($rc, $out) = run(@podman, 'login', '--tls-verify=false', '-u', 'anything', '-p', $BAD, $reg);

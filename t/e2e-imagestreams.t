@@ -5,8 +5,8 @@
 # scripts/test.  podman runs with a private storage (vfs) under the
 # servroot; the image is made locally with `podman import` (no network).
 BEGIN { push @INC, 't/lib' }
-use File::Temp ();
 use strict;
+use Registry::Podman qw(podman_setup run ok_run tar_image);
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
@@ -71,34 +71,8 @@ EOF
 EOF
 
 my $pod = "$root/podman";
-make_path("$pod/root", "$pod/run", "$pod/tmp");
-$ENV{REGISTRY_AUTH_FILE} = "$pod/auth.json";
-$ENV{TMPDIR} = "$pod/tmp";
-# podman refuses a run root longer than 50 characters: a short one in /tmp
-my $runroot = File::Temp::tempdir('/tmp/regpod.XXXXXX', CLEANUP => 1);
-my @podman = ('podman', '--root', "$pod/root", '--runroot', $runroot,
-    '--storage-driver', 'vfs', '--events-backend', 'file',
-    '--cgroup-manager', 'cgroupfs');
-
-sub run {
-    my $cmd = join ' ', map { my $a = $_; $a =~ s/'/'\\''/g; "'$a'" } @_;
-    my $out = `timeout 120 $cmd 2>&1`;
-    return ($? >> 8, $out);
-}
-
-sub ok_run {
-    my ($name, @cmd) = @_;
-    my ($rc, $out) = run(@cmd);
-    is $rc, 0, $name or diag $out;
-    return $out;
-}
-
-my $ctx = "$pod/image";
-make_path($ctx);
-open my $fh, '>', "$ctx/hello.txt" or die $!;
-print $fh "hello from the image stream test $$\n";
-close $fh;
-system('tar', '-C', $ctx, '-cf', "$pod/image.tar", 'hello.txt') == 0 or die "tar failed\n";
+my @podman = podman_setup($pod);
+tar_image($pod, "hello from the image stream test $$\n");
 ok_run('podman import (labels, entrypoint, cmd)', @podman, 'import',
     '--change', 'LABEL io.example.test=e2e', '--change', 'ENTRYPOINT ["/hello"]',
     '--change', 'CMD ["--loud"]', "$pod/image.tar", 'localhost/e2e-is:1');
