@@ -7,9 +7,9 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use Registry::Blobs qw($HttpConfig $Config redis_cli);
-use Registry::Harness qw(start_nginx);
+use Registry::Harness qw(start_nginx free_ports);
 
-my $ngx = start_nginx(port => ($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 50,
+my $ngx = start_nginx(port => free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 50, 1),
     servroot => getcwd() . '/t/servroot-eval', root_location => 0,
     http_config => $HttpConfig, config => $Config);
 

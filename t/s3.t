@@ -17,11 +17,11 @@ use Cwd qw(getcwd);
 use File::Path qw(make_path);
 use Registry::Blobs qw($HttpConfig $Config d random_bytes s3 s3_objects
     s3_uploads blob_key);
-use Registry::Harness qw(start_nginx nginx_conf nginx_binary);
+use Registry::Harness qw(start_nginx nginx_conf nginx_binary free_ports);
 
 my $MiB = 1024 * 1024;
 my $top = getcwd();
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 40;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 40, 10);
 
 my $health = "    location = /healthz { registry_health; }\n";
 

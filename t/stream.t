@@ -17,11 +17,11 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli
     s3_objects blob_key curl);
-use Registry::Harness qw(start_nginx read_file);
+use Registry::Harness qw(start_nginx read_file free_ports);
 
 my $MiB = 1024 * 1024;
 my $top = Cwd::getcwd();
-my $base = ($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 80;
+my $base = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 80, 10);
 
 my $On = start_nginx(port => $base, servroot => "$top/t/servroot-stream-on",
     root_location => 0, http_config => $HttpConfig, config => $Config);

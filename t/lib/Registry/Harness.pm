@@ -38,7 +38,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
-    expand_env parse_response read_file);
+    expand_env parse_response read_file free_ports);
 
 our %Running;    # pid file => instance, stopped at exit whatever happens
 
@@ -143,6 +143,19 @@ sub _port_open {
     return 0 unless $s;
     close $s;
     return 1;
+}
+
+# free_ports($from, $n): the first port from $from on that starts $n free
+# ports in a row (something else on the machine may hold one of ours)
+sub free_ports {
+    my ($from, $n) = @_;
+    PORT: for (my $p = $from; $p < $from + 1000; $p += $n) {
+        for my $i (0 .. $n - 1) {
+            next PORT if _port_open($p + $i);
+        }
+        return $p;
+    }
+    die "no $n free ports from $from on\n";
 }
 
 # pid is a live, non-zombie process named nginx
