@@ -41,31 +41,11 @@ my @pids = (hook_server($HOOK_OK, $ok_file), hook_server($HOOK_HANG, '/dev/null'
     hook_server($HOOK_FLAKY, $flaky_file, fail_first => 1));
 END { kill 'TERM', @pids if @pids }
 
-my $http = <<'EOF';
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-EOF
-my $common = <<'EOF';
-    location / {
-        registry;
-        client_max_body_size 0;
-    }
+my $http = $Registry::Blobs::HttpConfig;
+my $common = $Registry::Blobs::Config . <<'EOF';
     location = /_registry_auth {
         internal;
         registry_authorizer;
-    }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_buffering off;
-        proxy_next_upstream off;
-        client_max_body_size 0;
     }
 EOF
 

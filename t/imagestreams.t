@@ -39,13 +39,7 @@ admin('policy', 'add-role-to-user', 'registry-viewer', 'isbob', '-n', 'isproj');
 
 sub as { ['Authorization', "Bearer $T{$_[0]}"] }
 
-my $http = <<"EOF";
-    registry_redis 127.0.0.1:\$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:\$TEST_NGINX_S3_PORT;
-    registry_s3_bucket \$TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key \$TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key \$TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
+my $http = $Registry::Blobs::HttpConfig . <<"EOF";
     registry_public_host $HOST;
     registry_history_depth 3;
 EOF
@@ -53,23 +47,10 @@ my $auth = <<'EOF';
     registry_auth /_registry_auth;
     registry_auth_cache zone=registry_auth:1m valid=10s;
 EOF
-my $config = <<'EOF';
-    location / {
-        registry;
-        client_max_body_size 0;
-    }
+my $config = $Registry::Blobs::Config . <<'EOF';
     location = /_registry_auth {
         internal;
         registry_authorizer;
-    }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_buffering off;
-        proxy_next_upstream off;
-        client_max_body_size 0;
     }
 EOF
 

@@ -9,6 +9,8 @@ BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
+# the registry's http{} part, as every registry test runs it
+use Registry::Blobs qw($HttpConfig);
 use Digest::SHA qw(sha256_hex);
 
 # media types
@@ -119,15 +121,6 @@ our $at_limit = do {
     $head . ('x' x ($MiB4 - length($head) - length($tail))) . $tail;
 };
 our $over_limit = $at_limit . ' ';
-
-our $HttpConfig = <<'_EOC_';
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-_EOC_
 
 our $Config = <<'_EOC_';
     location / {

@@ -10,6 +10,8 @@ BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
+# the registry's http{} part, as every registry test runs it
+use Registry::Blobs qw($HttpConfig);
 use Digest::SHA qw(sha256_hex);
 
 our $OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -60,15 +62,6 @@ sub link_to {
     my ($path, $n, $last) = @_;
     return qq(Link: <$path?n=$n&last=$last>; rel="next");
 }
-
-our $HttpConfig = <<'_EOC_';
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-_EOC_
 
 our $Config = <<'_EOC_';
     location / {
