@@ -339,9 +339,12 @@ ngx_int_t ngx_http_registry_auth_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_authorizer_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_token_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-/* the catalog lists a repository only if this says 1 */
+/* whether the user may pull the repository (the image API's filter) */
 ngx_uint_t ngx_http_registry_auth_may_list(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, u_char *name, size_t len);
+/* the catalog's: "*", or the projects whose repositories are listed */
+void ngx_http_registry_auth_listable(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *projects);
 
 /* router: /v2/ and friends */
 ngx_int_t ngx_http_registry_route(ngx_http_request_t *r,

@@ -22,7 +22,8 @@
  *
  *    2xx allows; the answer may name the user (X-Registry-User) and, for
  *    "list" (the catalog), the projects the user may pull
- *    (X-Registry-Projects: "*" or "p1,p2").  401 and 403 refuse; anything
+ *    (X-Registry-Projects: "*" or "p1,p2").  401 and 403 refuse; 502,
+ *    503 and 504 are 503 UNAVAILABLE (logged once per outage); anything
  *    else is a 500, logged.
  *
  * 2. GET /openshift/token: the token endpoint of the Docker token flow.
@@ -114,6 +115,9 @@ static ngx_int_t ngx_http_registry_auth_ask(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_auth_t *a);
 static ngx_int_t ngx_http_registry_auth_decide(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_auth_t *a);
+static ngx_uint_t ngx_http_registry_auth_unavailable(ngx_uint_t status);
+static void ngx_http_registry_auth_outage(ngx_http_request_t *r,
+    ngx_uint_t status);
 static ngx_int_t ngx_http_registry_auth_refuse(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t status);
 static ngx_int_t ngx_http_registry_auth_subrequest(ngx_http_request_t *r,
@@ -567,6 +571,7 @@ ngx_http_registry_auth_decide(ngx_http_request_t *r,
 
     if (a->asked) {
         ngx_http_registry_auth_cache_put(r, a);
+        ngx_http_registry_auth_outage(r, a->status);
     }
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -615,6 +620,12 @@ ngx_http_registry_auth_decide(ngx_http_request_t *r,
         return ngx_http_registry_auth_refuse(r, ctx, NGX_HTTP_FORBIDDEN);
     }
 
+    if (ngx_http_registry_auth_unavailable(a->status)) {
+        /* logged once per outage, by ngx_http_registry_auth_outage() */
+        return ngx_http_registry_auth_refuse(r, ctx,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE);
+    }
+
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -623,6 +634,55 @@ ngx_http_registry_auth_decide(ngx_http_request_t *r,
 
     return ngx_http_registry_auth_refuse(r, ctx,
                                          NGX_HTTP_INTERNAL_SERVER_ERROR);
+}
+
+
+/* 502, 503, 504: the authorizer (or its Redis) cannot answer now */
+
+static ngx_uint_t
+ngx_http_registry_auth_unavailable(ngx_uint_t status)
+{
+    return status == NGX_HTTP_BAD_GATEWAY
+           || status == NGX_HTTP_SERVICE_UNAVAILABLE
+           || status == NGX_HTTP_GATEWAY_TIME_OUT;
+}
+
+
+/*
+ * A worker's view of the authorizer's outages.  Every request it cannot
+ * decide is refused with 503, and an outage may see thousands a second:
+ * only its start and its end are logged, with how many were refused.
+ */
+
+static void
+ngx_http_registry_auth_outage(ngx_http_request_t *r, ngx_uint_t status)
+{
+    ngx_http_registry_main_conf_t  *mcf;
+
+    static ngx_uint_t  refused;      /* in this outage; 0: none */
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (ngx_http_registry_auth_unavailable(status)) {
+
+        if (refused++ == 0) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "registry: authorizer \"%V\" answered %ui, "
+                          "requests whose decision is not cached get 503 "
+                          "until it answers again", &mcf->auth_location,
+                          status);
+        }
+
+        return;
+    }
+
+    if (refused) {
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "registry: authorizer \"%V\" answers again, "
+                      "%ui requests got 503 meanwhile",
+                      &mcf->auth_location, refused);
+        refused = 0;
+    }
 }
 
 
@@ -660,6 +720,10 @@ ngx_http_registry_auth_refuse(ngx_http_request_t *r,
         rc = ngx_http_registry_error(r, status, "DENIED",
                                      "requested access to the resource "
                                      "is denied");
+        break;
+
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        rc = ngx_http_registry_unavailable(r, "authorizer unavailable");
         break;
 
     default:
@@ -1255,9 +1319,16 @@ ngx_http_registry_auth_cache_put(ngx_http_request_t *r,
     victim->status = (uint16_t) a->status;
     victim->user_len = (uint8_t) a->user.len;
     victim->projects_len = (uint8_t) a->projects.len;
-    ngx_memcpy(victim->data, a->user.data, a->user.len);
-    ngx_memcpy(victim->data + a->user.len, a->projects.data,
-               a->projects.len);
+    /* an empty user or list may have a NULL data: no memcpy() from it */
+
+    if (a->user.len) {
+        ngx_memcpy(victim->data, a->user.data, a->user.len);
+    }
+
+    if (a->projects.len) {
+        ngx_memcpy(victim->data + a->user.len, a->projects.data,
+                   a->projects.len);
+    }
 
     ngx_shmtx_unlock(&shpool->mutex);
 }
@@ -1321,7 +1392,7 @@ ngx_http_registry_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
 
 /*
- * The catalog's filter: with authorization on, a repository is listed
+ * The image API's filter: with authorization on, a repository is shown
  * only when the authorizer's "list" answer named its project (or "*").
  */
 
@@ -1372,6 +1443,40 @@ ngx_http_registry_auth_may_list(ngx_http_request_t *r,
     }
 
     return 0;
+}
+
+
+/*
+ * The catalog's filter as its listing script takes it: "*" when every
+ * repository may be listed, else the projects whose repositories may be
+ * ("p1,p2"; "" for none).
+ */
+
+void
+ngx_http_registry_auth_listable(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *projects)
+{
+    ngx_http_registry_auth_t       *a;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    ngx_str_set(projects, "*");
+
+    if (mcf->auth_location.len == 0
+        || ctx->action != NGX_HTTP_REGISTRY_ACTION_LIST)
+    {
+        return;
+    }
+
+    a = ctx->auth;
+
+    if (a == NULL || a->listable.len == 0) {
+        ngx_str_set(projects, "");
+        return;
+    }
+
+    *projects = a->listable;
 }
 
 
@@ -1548,8 +1653,9 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
     {
         ctx->next = NULL;
 
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry authorizer: redis not connected");
+        /* the connection's loss is logged once, in the redis code */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "registry authorizer: redis not connected");
 
         return ngx_http_registry_authorizer_answer(r,
                                                NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1575,8 +1681,9 @@ ngx_http_registry_authorizer_done(ngx_http_request_t *r,
     hash = ctx->data;
 
     if (rp == NULL) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry authorizer: no answer from redis");
+        /* a timeout or a lost connection, logged where it is seen */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "registry authorizer: no answer from redis");
 
         return ngx_http_registry_authorizer_answer(r,
                                                NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1584,10 +1691,14 @@ ngx_http_registry_authorizer_done(ngx_http_request_t *r,
     }
 
     if (rp->type == REDIS_REPLY_ERROR) {
+        /* LOADING, BUSY, OOM...: Redis cannot answer now */
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry authorizer: redis error: %*s",
                       rp->len, rp->str);
-        goto failed;
+
+        return ngx_http_registry_authorizer_answer(r,
+                                               NGX_HTTP_SERVICE_UNAVAILABLE,
+                                               NULL, NULL);
     }
 
     if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 4

@@ -435,13 +435,23 @@ ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-/* the OCI error body; the message is ours, never the client's input */
+/*
+ * The OCI error body; the message is ours, never the client's input.
+ * A 5xx is logged as an error, except 503: its cause (Redis lost, S3 not
+ * answering) is logged where it is found, and an outage must not write
+ * a line per refused request.
+ */
 
 ngx_int_t
 ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message)
 {
-    json_t  *body;
+    json_t      *body;
+    ngx_uint_t   level;
+
+    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+             && status != NGX_HTTP_SERVICE_UNAVAILABLE)
+            ? NGX_LOG_ERR : NGX_LOG_INFO;
 
     if (r->header_sent) {
         /* a streamed response broke after its header: just end it */
@@ -451,8 +461,7 @@ ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     if (ngx_http_registry_api_uri(r)) {
         /* Kubernetes clients read a Status, whoever refuses */
 
-        ngx_log_error((status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO),
-                      r->connection->log, 0,
+        ngx_log_error(level, r->connection->log, 0,
                       "registry: %ui %s: %s", status, code, message);
 
         return ngx_http_registry_api_status(r, status, message);
@@ -464,8 +473,7 @@ ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
         return NGX_ERROR;
     }
 
-    ngx_log_error((status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO),
-                  r->connection->log, 0,
+    ngx_log_error(level, r->connection->log, 0,
                   "registry: %ui %s: %s", status, code, message);
 
     return ngx_http_registry_send_json(r, status, body);
@@ -648,7 +656,10 @@ ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, args[i].data, args[i].len);
+        if (args[i].len) {
+            ngx_memcpy(p, args[i].data, args[i].len);
+        }
+
         argv[i + 3] = (const char *) p;
         lens[i + 3] = args[i].len;
     }

@@ -472,9 +472,11 @@ ngx_http_registry_s3_finish(ngx_http_request_t *sr,
     if (res->status >= NGX_HTTP_SPECIAL_RESPONSE) {
         if (ngx_http_registry_s3_xml_value(sr->pool, &body, "Code",
                                            &res->error_code)
-            == NGX_ERROR)
+            != NGX_OK
+            || res->error_code.len == 0)
         {
-            ngx_str_null(&res->error_code);
+            /* not NULL: "%V" copies from data even when it is empty */
+            ngx_str_set(&res->error_code, "");
         }
 
         level = (res->status == NGX_HTTP_NOT_FOUND

@@ -382,7 +382,11 @@ ngx_http_registry_sigv4_signature(ngx_pool_t *pool,
     *p++ = '\n';
     p = ngx_cpymem(p, sv->uri.data, sv->uri.len);
     *p++ = '\n';
-    p = ngx_cpymem(p, query->data, query->len);
+    /* memcpy() from a NULL source is undefined even for 0 bytes */
+    if (query->len) {
+        p = ngx_cpymem(p, query->data, query->len);
+    }
+
     *p++ = '\n';
 
     for (i = 0; i < n; i++) {

@@ -3,7 +3,8 @@
  * Listings: GET /v2/<name>/tags/list and GET /v2/_catalog, both read in
  * lexical order from a zset of score 0 (repo:R:tagnames, repos) and paged
  * the same way: n limits, last is exclusive, a Link header names the next
- * page.
+ * page.  The catalog is filtered in Redis, before it is paged: a page, and
+ * the "last" of its Link, hold only names the user may pull.
  */
 
 
@@ -23,7 +24,7 @@ typedef struct {
 
 static ngx_int_t ngx_http_registry_list(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_page_t *page,
-    ngx_str_t *key, ngx_str_t *repo);
+    ngx_str_t *key, ngx_str_t *repo, ngx_str_t *projects);
 static ngx_int_t ngx_http_registry_list_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_list_link(ngx_http_request_t *r,
@@ -32,21 +33,52 @@ static ngx_int_t ngx_http_registry_list_link(ngx_http_request_t *r,
 
 /*
  * KEYS[1]: the zset.  ARGV: the repository that must be in "repos" (""
- * for none), last ("" for none), how many to return ("" for all).
- * Returns the names, or nil when the repository is unknown.
+ * for none), last ("" for none), how many to return ("" for all), the
+ * projects whose names may be returned ("p1,p2", "" for none, "*" for
+ * all).  Returns the names, or nil when the repository is unknown.
+ *
+ * A project's names are the range ["P/", "P0") ('0' follows '/'); the
+ * ranges are merged in bytes' order, ZRANGEBYLEX's ("a-b/x" comes before
+ * "a/x": Lua's own "<" follows the locale).
  */
 
 static const char  ngx_http_registry_list_lua[] =
     "if ARGV[1] ~= '' and not redis.call('ZSCORE', 'repos', ARGV[1]) then\n"
-    "    return false\n"
+    "  return false\n"
     "end\n"
     "local min = '-'\n"
     "if ARGV[2] ~= '' then min = '(' .. ARGV[2] end\n"
-    "if ARGV[3] == '' then\n"
-    "    return redis.call('ZRANGEBYLEX', KEYS[1], min, '+')\n"
+    "local function range(lo, hi)\n"
+    "  if ARGV[3] == '' then\n"
+    "    return redis.call('ZRANGEBYLEX', KEYS[1], lo, hi)\n"
+    "  end\n"
+    "  return redis.call('ZRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0,"
+    " ARGV[3])\n"
     "end\n"
-    "return redis.call('ZRANGEBYLEX', KEYS[1], min, '+', 'LIMIT', 0,"
-    " ARGV[3])\n";
+    "if ARGV[4] == '*' then return range(min, '+') end\n"
+    "local function before(a, b)\n"
+    "  for i = 1, math.min(#a, #b) do\n"
+    "    local x, y = a:byte(i), b:byte(i)\n"
+    "    if x ~= y then return x < y end\n"
+    "  end\n"
+    "  return #a < #b\n"
+    "end\n"
+    "local out, seen = {}, {}\n"
+    "for p in string.gmatch(ARGV[4], '[^,]+') do\n"
+    "  if not seen[p] then\n"
+    "    seen[p] = true\n"
+    "    local lo = '[' .. p .. '/'\n"
+    "    if ARGV[2] ~= '' and before(p .. '/', ARGV[2]) then lo = min end\n"
+    "    for _, name in ipairs(range(lo, '(' .. p .. '0')) do\n"
+    "      out[#out + 1] = name\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "table.sort(out, before)\n"
+    "if ARGV[3] ~= '' then\n"
+    "  for i = #out, tonumber(ARGV[3]) + 1, -1 do out[i] = nil end\n"
+    "end\n"
+    "return out\n";
 
 
 ngx_int_t
@@ -56,6 +88,8 @@ ngx_http_registry_tags_handler(ngx_http_request_t *r,
     u_char                    *p;
     ngx_str_t                  key;
     ngx_http_registry_page_t  *page;
+
+    static ngx_str_t  all = ngx_string("*");
 
     page = ngx_palloc(r->pool, sizeof(ngx_http_registry_page_t));
     if (page == NULL) {
@@ -82,7 +116,7 @@ ngx_http_registry_tags_handler(ngx_http_request_t *r,
     p = ngx_cpymem(p, ctx->repo.data, ctx->repo.len);
     ngx_memcpy(p, ":tagnames", 9);
 
-    return ngx_http_registry_list(r, ctx, page, &key, &ctx->repo);
+    return ngx_http_registry_list(r, ctx, page, &key, &ctx->repo, &all);
 }
 
 
@@ -90,6 +124,7 @@ ngx_int_t
 ngx_http_registry_catalog_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    ngx_str_t                  projects;
     ngx_http_registry_page_t  *page;
 
     static ngx_str_t  key = ngx_string("repos");
@@ -103,7 +138,9 @@ ngx_http_registry_catalog_handler(ngx_http_request_t *r,
     page->field = "repositories";
     ngx_str_set(&page->path, "/v2/_catalog");
 
-    return ngx_http_registry_list(r, ctx, page, &key, &none);
+    ngx_http_registry_auth_listable(r, ctx, &projects);
+
+    return ngx_http_registry_list(r, ctx, page, &key, &none, &projects);
 }
 
 
@@ -114,10 +151,11 @@ ngx_http_registry_catalog_handler(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
-    ngx_http_registry_page_t *page, ngx_str_t *key, ngx_str_t *repo)
+    ngx_http_registry_page_t *page, ngx_str_t *key, ngx_str_t *repo,
+    ngx_str_t *projects)
 {
     ngx_int_t   rc;
-    ngx_str_t   n, last, args[4];
+    ngx_str_t   n, last, args[5];
 
     rc = ngx_http_registry_arg(r, "n", &n);
 
@@ -157,6 +195,7 @@ ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     args[1] = *repo;
     args[2] = last;
     ngx_str_set(&args[3], "");
+    args[4] = *projects;
 
     if (page->n >= 0) {
         args[3].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
@@ -170,7 +209,7 @@ ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
 
     ctx->data = page;
     return ngx_http_registry_run(r, ngx_http_registry_list_done,
-                                 ngx_http_registry_list_lua, 1, args, 4);
+                                 ngx_http_registry_list_lua, 1, args, 5);
 }
 
 
@@ -235,20 +274,12 @@ ngx_http_registry_list_done(ngx_http_request_t *r,
         goto failed;
     }
 
-    /* every listed name passes here: the one place to filter them */
-
     for (i = 0; i < n; i++) {
         e = rp->element[i];
 
         if (e->type != REDIS_REPLY_STRING) {
             json_decref(json);
             return ngx_http_registry_redis_failed(r, ctx);
-        }
-
-        if (!ngx_http_registry_auth_may_list(r, ctx, (u_char *) e->str,
-                                             e->len))
-        {
-            continue;
         }
 
         name = json_stringn(e->str, e->len);
