@@ -250,6 +250,9 @@ static const char  ngx_http_registry_authorizer_lua[] =
 static ngx_str_t  ngx_http_registry_auth_user_name =
     ngx_string("registry_user");
 
+/* the worker's requests refused since the authorizer stopped answering */
+static ngx_uint_t  ngx_http_registry_auth_refused;
+
 
 /* registry_auth LOCATION | off */
 
@@ -659,13 +662,11 @@ ngx_http_registry_auth_outage(ngx_http_request_t *r, ngx_uint_t status)
 {
     ngx_http_registry_main_conf_t  *mcf;
 
-    static ngx_uint_t  refused;      /* in this outage; 0: none */
-
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     if (ngx_http_registry_auth_unavailable(status)) {
 
-        if (refused++ == 0) {
+        if (ngx_http_registry_auth_refused++ == 0) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "registry: authorizer \"%V\" answered %ui, "
                           "requests whose decision is not cached get 503 "
@@ -676,12 +677,12 @@ ngx_http_registry_auth_outage(ngx_http_request_t *r, ngx_uint_t status)
         return;
     }
 
-    if (refused) {
+    if (ngx_http_registry_auth_refused) {
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                       "registry: authorizer \"%V\" answers again, "
                       "%ui requests got 503 meanwhile",
-                      &mcf->auth_location, refused);
-        refused = 0;
+                      &mcf->auth_location, ngx_http_registry_auth_refused);
+        ngx_http_registry_auth_refused = 0;
     }
 }
 

@@ -181,7 +181,8 @@ EOF
     is $r->{status}, 401, 'no credentials: 401';
     like $r->{headers}{'www-authenticate'}, qr/^Bearer realm="http:\/\/localhost\/openshift\/token"/, '... with the challenge';
     $r = get($ngx, $pull, 'Bearer svc-broken');
-    is $r->{status}, 500, 'the service fails: 500';
+    is $r->{status}, 503, 'the service answers 503: 503';
+    like $r->{body}, qr/^\{"errors":\[\{"code":"UNAVAILABLE"/, '... UNAVAILABLE';
     like $ngx->error_log, qr/registry: authorizer "\/_registry_auth" answered 503/, '... logged';
     $r = get($ngx, '/v2/_catalog', 'Bearer svc-lister');
     is $r->{status}, 200, 'catalog for a lister';
@@ -192,7 +193,7 @@ EOF
 
     $svc->stop;
     $r = get($ngx, '/v2/aproj/x/manifests/latest', 'Bearer svc-good');
-    is $r->{status}, 500, 'the service is down: 500';
+    is $r->{status}, 503, 'the service is down: 503';
     $ngx->stop;
 
     my $asked = read_file("$svc->{servroot}/logs/authz.log") // '';
