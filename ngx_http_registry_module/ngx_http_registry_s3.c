@@ -115,6 +115,9 @@ static ngx_int_t ngx_http_registry_s3_upload_query(ngx_http_request_t *r,
     ngx_str_t *query, ngx_uint_t part, ngx_str_t *upload_id);
 
 
+/* S3 requests of this worker unanswered since the last answer */
+static ngx_uint_t  ngx_http_registry_s3_unanswered;
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
@@ -436,7 +439,13 @@ ngx_http_registry_s3_finish(ngx_http_request_t *sr,
                           &sr->method_name, &sr->uri, res->status);
 
         } else {
-            ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+            /*
+             * S3 away: one line when the outage starts, not one per
+             * request (nginx's upstream logs each connect error anyway)
+             */
+            level = ngx_http_registry_s3_unanswered++ ? NGX_LOG_INFO
+                                                      : NGX_LOG_ERR;
+            ngx_log_error(level, sr->connection->log, 0,
                           "registry: s3 %V \"%V\" got no answer (%i)",
                           &sr->method_name, &sr->uri, rc);
         }
@@ -445,6 +454,13 @@ ngx_http_registry_s3_finish(ngx_http_request_t *sr,
         ngx_memzero(res, sizeof(ngx_http_registry_s3_result_t));
         res->content_length = -1;
         return;
+    }
+
+    if (ngx_http_registry_s3_unanswered) {
+        ngx_log_error(NGX_LOG_NOTICE, sr->connection->log, 0,
+                      "registry: s3 answers again, %ui requests got no "
+                      "answer meanwhile", ngx_http_registry_s3_unanswered);
+        ngx_http_registry_s3_unanswered = 0;
     }
 
     if (sub->body) {
