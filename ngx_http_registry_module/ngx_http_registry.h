@@ -247,10 +247,8 @@ struct ngx_http_registry_ctx_s {
 
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
-    unsigned                        in_handler:1;
-    unsigned                        body_requested:1;
-    unsigned                        body_hold:1;
     unsigned                        reading_body:1;
+    unsigned                        body_starting:1;
     unsigned                        hash_body:1;
 };
 
@@ -442,9 +440,14 @@ char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
 /*
  * Reads the client body (to memory or nginx's temp file, hashing it on
  * the way into ctx->sha when ctx->hash_body is set); then runs next.
+ * A body read, like every pending step, runs under the one hold the
+ * content handler takes when it returns NGX_DONE: the hold nginx's body
+ * reader takes is given back at once (ngx_http_registry_body_release()),
+ * since nginx does not give it back when the read fails.
  */
 ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+void ngx_http_registry_body_release(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
