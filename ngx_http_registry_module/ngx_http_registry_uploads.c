@@ -52,10 +52,10 @@
  * renews it every RENEW ms, and ends itself when no renewal succeeded
  * for SAFE ms: before the claim can lapse in Redis.
  */
-#define NGX_HTTP_REGISTRY_CLAIM_TIME   6
-#define NGX_HTTP_REGISTRY_CLAIM_RENEW  2000
-#define NGX_HTTP_REGISTRY_CLAIM_SAFE   4000
-#define NGX_HTTP_REGISTRY_CLAIM_TICK   1000
+#define NGX_HTTP_REGISTRY_CLAIM_TIME   5
+#define NGX_HTTP_REGISTRY_CLAIM_RENEW  1000
+#define NGX_HTTP_REGISTRY_CLAIM_SAFE   3500
+#define NGX_HTTP_REGISTRY_CLAIM_TICK   500
 
 
 typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
