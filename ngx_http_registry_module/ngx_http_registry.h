@@ -52,9 +52,16 @@ typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
  *   upload:ID              hash: repo, offset, sha (versioned
  *                          SHA256_CTX), mpu (S3 multipart id, from the
  *                          first part on), busy ("<token> <deadline>" of
- *                          the request writing parts); expires
+ *                          the request writing parts, renewed while it
+ *                          lives); expires
  *   upload:ID:etags        list of "<part number> <ETag>", parts 1..n
  *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
+ *   objects:pending        zset of S3 keys (data/ID) written or being
+ *                          written and not (yet) a blob's, score: Redis
+ *                          time of the last write begun; added before
+ *                          S3 sees a byte, removed when the blob commits
+ *                          or the object is deleted (a collector deletes
+ *                          old entries with no blob and no upload:ID)
  *
  * Image streams and events (P = project, N = image, R = P/N):
  *
