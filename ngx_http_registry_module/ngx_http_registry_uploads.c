@@ -1601,6 +1601,11 @@ ngx_http_registry_upload_send(ngx_http_request_t *r,
     }
 
     if (up->mpu.len == 0) {
+        if (!up->pending) {
+            /* a monolithic push over 5 GiB: no claim recorded the key */
+            return ngx_http_registry_upload_pend(r, ctx);
+        }
+
         return ngx_http_registry_upload_s3(r, ctx,
                    ngx_http_registry_s3_op_create_multipart(r, &op, &up->key),
                    &op, ngx_http_registry_upload_mpu_done);
