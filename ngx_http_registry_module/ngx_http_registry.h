@@ -52,9 +52,16 @@ typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
  *   upload:ID              hash: repo, offset, sha (versioned
  *                          SHA256_CTX), mpu (S3 multipart id, from the
  *                          first part on), busy ("<token> <deadline>" of
- *                          the request writing parts); expires
+ *                          the request writing parts, renewed while it
+ *                          lives); expires
  *   upload:ID:etags        list of "<part number> <ETag>", parts 1..n
  *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
+ *   objects:pending        zset of S3 keys (data/ID) written or being
+ *                          written and not (yet) a blob's, score: Redis
+ *                          time of the last write begun; added before
+ *                          S3 sees a byte, removed when the blob commits
+ *                          or the object is deleted (a collector deletes
+ *                          old entries with no blob and no upload:ID)
  *
  * Image streams and events (P = project, N = image, R = P/N):
  *
@@ -247,10 +254,8 @@ struct ngx_http_registry_ctx_s {
 
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
-    unsigned                        in_handler:1;
-    unsigned                        body_requested:1;
-    unsigned                        body_hold:1;
     unsigned                        reading_body:1;
+    unsigned                        body_starting:1;
     unsigned                        hash_body:1;
 };
 
@@ -445,9 +450,14 @@ char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
 /*
  * Reads the client body (to memory or nginx's temp file, hashing it on
  * the way into ctx->sha when ctx->hash_body is set); then runs next.
+ * A body read, like every pending step, runs under the one hold the
+ * content handler takes when it returns NGX_DONE: the hold nginx's body
+ * reader takes is given back at once (ngx_http_registry_body_release()),
+ * since nginx does not give it back when the read fails.
  */
 ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+void ngx_http_registry_body_release(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);

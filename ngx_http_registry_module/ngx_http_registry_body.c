@@ -23,30 +23,53 @@ ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_int_t  rc;
 
     ctx->next = next;
-    ctx->body_requested = 1;
     ctx->reading_body = 1;
-
-    /*
-     * The body reader holds the request once more.  Started from the
-     * content handler, the content phase releases that hold; started
-     * from a later step, nobody would: the post handler does.
-     */
-    ctx->body_hold = !ctx->in_handler;
+    ctx->body_starting = 1;
     ctx->body_bytes = 0;
 
     /* blobs may be large: let nginx spool them to its temp files */
     r->request_body_in_file_only = 0;
     r->request_body_in_single_buf = 0;
 
+    /* ... which is how blobs always arrive: not worth a warning */
+    r->request_body_file_log_level = 0;
+
     rc = ngx_http_read_client_request_body(r, ngx_http_registry_body_done);
+
+    ctx->body_starting = 0;
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->next = NULL;
+        ctx->reading_body = 0;
         return rc;
     }
 
-    /* ngx_http_read_client_request_body() holds the request */
+    ngx_http_registry_body_release(r);
+
+    if (!ctx->reading_body) {
+        /* read at once: body_done left the next step to us */
+        ctx->next = NULL;
+        return next(r, ctx);
+    }
+
     return NGX_DONE;
+}
+
+
+/*
+ * nginx's body reader holds the request (r->main->count++) until its
+ * post handler finalizes it; but when the read fails (a bad chunk, a
+ * client gone), nginx finalizes with the error and never calls the post
+ * handler, so that hold would keep the connection open for good.  The
+ * module's own hold (the content handler's, for whatever step is
+ * pending) keeps the request: the reader's goes as soon as the read
+ * started, whoever started it.
+ */
+
+void
+ngx_http_registry_body_release(ngx_http_request_t *r)
+{
+    r->main->count--;
 }
 
 
@@ -54,7 +77,6 @@ static void
 ngx_http_registry_body_done(ngx_http_request_t *r)
 {
     ngx_http_registry_ctx_t  *ctx;
-    ngx_uint_t                hold;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
@@ -63,14 +85,13 @@ ngx_http_registry_body_done(ngx_http_request_t *r)
     }
 
     ctx->reading_body = 0;
-    hold = ctx->body_hold;
-    ctx->body_hold = 0;
+
+    if (ctx->body_starting) {
+        /* still inside ngx_http_read_client_request_body() */
+        return;
+    }
 
     ngx_http_registry_resume(r);
-
-    if (hold) {
-        ngx_http_finalize_request(r, NGX_DONE);
-    }
 }
 
 
@@ -126,7 +147,9 @@ ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        if (b->last != b->pos) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     *p = '\0';

@@ -297,13 +297,13 @@ ngx_http_registry_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->in_handler = 1;
     rc = ngx_http_registry_route(r, ctx);
-    ctx->in_handler = 0;
 
-    /* ngx_http_read_client_request_body() holds the request itself */
-    if (rc == NGX_DONE && !ctx->body_requested) {
-        /* held until the pending operation finalizes the request */
+    if (rc == NGX_DONE) {
+        /*
+         * Held until the pending step (Redis, S3, the client body)
+         * finalizes the request: see ngx_http_registry_body_release()
+         */
         r->main->count++;
     }
 

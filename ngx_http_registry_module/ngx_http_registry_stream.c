@@ -156,9 +156,7 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
     ctx->next = next;
 
     /* the body filter hashes while nginx forwards; no post handler here */
-    ctx->body_requested = 1;
     ctx->reading_body = 1;
-    ctx->body_hold = 0;
     ctx->body_bytes = 0;
 
     r->request_body_no_buffering = 1;
@@ -171,13 +169,8 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
         return rc;
     }
 
-    if (!ctx->in_handler) {
-        /*
-         * Started from a step, not the content handler: the step's own
-         * hold keeps the request, the body reader's is one too many.
-         */
-        r->main->count--;
-    }
+    /* the upstream code runs under the module's hold, as any step */
+    ngx_http_registry_body_release(r);
 
     return NGX_DONE;
 }

@@ -14,8 +14,16 @@
  *
  * Only one request at a time writes a session's parts: it claims the
  * session ("busy": a token and a deadline) once its body is read, and
- * the claim ends with its commit, or with the request (a pool cleanup),
- * or at the deadline if its worker died.  Part numbers follow the
+ * the claim ends with its commit, or with the request (a pool cleanup).
+ * The deadline is short and renewed while the request lives, so the
+ * claim of a request that could not release it (its worker died, Redis
+ * was away) lapses within seconds; a request that cannot renew in time
+ * stops writing before its claim may lapse.  A request that finds the
+ * session claimed is told so (409), not that its range is wrong.  Every
+ * object key is recorded in "objects:pending" before S3 sees a byte of
+ * it (by the claim, or first thing for a monolithic push), and leaves
+ * it when the blob is committed or the object deleted: no object is
+ * ever unknown to Redis.  Part numbers follow the
  * committed parts, so a part whose commit failed is written over by the
  * next one: a multipart upload never holds a part that is not the
  * session's, which matters twice: S3 compares only ETags (MD5) when it
@@ -39,11 +47,30 @@
 #define NGX_HTTP_REGISTRY_MAX_PART     ((off_t) 5 * 1024 * 1024 * 1024)
 #endif
 
-/* a claim lasts this long, plus a second a MiB it sends */
-#define NGX_HTTP_REGISTRY_CLAIM_TIME   60
+/*
+ * A claim lasts this long (seconds) from its last renewal; its request
+ * renews it every RENEW ms, and ends itself when no renewal succeeded
+ * for SAFE ms: before the claim can lapse in Redis.
+ */
+#define NGX_HTTP_REGISTRY_CLAIM_TIME   5
+#define NGX_HTTP_REGISTRY_CLAIM_RENEW  1000
+#define NGX_HTTP_REGISTRY_CLAIM_SAFE   3500
+#define NGX_HTTP_REGISTRY_CLAIM_TICK   500
 
 
+typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
+
+
+/* a renewal in flight may outlive its request: this is not in its pool */
 typedef struct {
+    ngx_http_registry_upload_t *up;           /* NULL: the request ended */
+    ngx_msec_t                  sent;
+    unsigned                    pending:1;
+} ngx_http_registry_claim_t;
+
+
+struct ngx_http_registry_upload_s {
+    ngx_http_request_t         *request;
     ngx_str_t                   id;
     ngx_str_t                   key;          /* the S3 object */
     ngx_str_t                   session;      /* upload:ID */
@@ -56,6 +83,11 @@ typedef struct {
     ngx_str_t                   token;        /* our claim on the session */
     ngx_array_t                *committed;    /* parts before us, loaded */
     ngx_array_t                *parts;        /* the parts we sent */
+    ngx_http_registry_step_pt   deleted;      /* after our object went */
+
+    ngx_http_registry_claim_t  *claim;        /* while locked */
+    ngx_event_t                 renew;        /* ticks while locked */
+    ngx_msec_t                  claim_until;  /* stop writing after */
 
     ngx_uint_t                  ncommitted;   /* parts before us */
     off_t                       offset;       /* committed before us */
@@ -80,7 +112,8 @@ typedef struct {
     unsigned                    stored:1;      /* an object was written */
     unsigned                    aborted:1;
     unsigned                    aborting:1;    /* s3_done awaits an abort */
-} ngx_http_registry_upload_t;
+    unsigned                    pending:1;     /* key in objects:pending */
+};
 
 
 static ngx_int_t ngx_http_registry_upload_new(ngx_http_request_t *r,
@@ -110,6 +143,20 @@ static ngx_int_t ngx_http_registry_upload_claim(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static void ngx_http_registry_upload_release(void *data);
+static void ngx_http_registry_upload_unlock(ngx_http_registry_upload_t *up);
+static void ngx_http_registry_upload_tick(ngx_event_t *ev);
+static void ngx_http_registry_upload_renewed(redisReply *reply, void *data);
+static void ngx_http_registry_upload_stop(ngx_http_registry_upload_t *up);
+static ngx_int_t ngx_http_registry_upload_pend(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_pended(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_delete(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+static ngx_int_t ngx_http_registry_upload_deleted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_busy(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_registry_upload_send(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
@@ -167,6 +214,10 @@ static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
     "local function ours(b, t) "                                             \
     "  return b ~= false and b ~= nil and string.sub(b, 1, #t + 1) "         \
     "         == t .. ' ' "                                                  \
+    "end "                                                                   \
+    "local function busy(b) "                                                \
+    "  local d = tonumber(string.match(b, ' (%d+)$')) "                      \
+    "  return {'busy', d - tonumber(redis.call('TIME')[1])} "                \
     "end "
 
 /* KEYS: upload:ID; ARGV: R, sha, expires */
@@ -190,13 +241,15 @@ static const char  ngx_http_registry_upload_load_lua[] =
 
 /*
  * KEYS: upload:ID, tail; ARGV: offset, new offset, sha, bytes, expires.
- * -1: no session; 0: moved on, or claimed by another request.
+ * -1: no session; 0: moved on; {"busy", seconds left}: claimed by
+ * another request.
  */
 static const char  ngx_http_registry_upload_append_lua[] =
     NGX_HTTP_REGISTRY_BUSY_LUA
     "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
     "if not u[1] then return -1 end "
-    "if u[1] ~= ARGV[1] or taken(u[2]) then return 0 end "
+    "if u[1] ~= ARGV[1] then return 0 end "
+    "if taken(u[2]) then return busy(u[2]) end "
     "redis.call('APPEND', KEYS[2], ARGV[4]) "
     "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
@@ -204,21 +257,39 @@ static const char  ngx_http_registry_upload_append_lua[] =
     "return 1";
 
 /*
- * KEYS: upload:ID, etags[, blob:D]; ARGV: offset, token, seconds.
- * -1: no session; 0: moved on, or claimed by another request; else
- * {committed parts, whether blob:D exists}.
+ * KEYS: upload:ID, etags, objects:pending[, blob:D]; ARGV: offset, token,
+ * seconds, S3 key.  -1: no session; 0: moved on; {"busy", seconds left}:
+ * claimed by another request; else {committed parts, whether blob:D
+ * exists}.  The key is recorded as pending: parts may follow.
  */
 static const char  ngx_http_registry_upload_claim_lua[] =
     NGX_HTTP_REGISTRY_BUSY_LUA
     "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
     "if not u[1] then return -1 end "
-    "if u[1] ~= ARGV[1] or taken(u[2]) then return 0 end "
+    "if u[1] ~= ARGV[1] then return 0 end "
+    "if taken(u[2]) then return busy(u[2]) end "
     "local now = tonumber(redis.call('TIME')[1]) "
+    "redis.call('ZADD', KEYS[3], now, ARGV[4]) "
     "redis.call('HSET', KEYS[1], 'busy', "
     "           ARGV[2] .. ' ' .. (now + tonumber(ARGV[3]))) "
     "local e = 0 "
-    "if KEYS[3] then e = redis.call('EXISTS', KEYS[3]) end "
+    "if KEYS[4] then e = redis.call('EXISTS', KEYS[4]) end "
     "return {redis.call('LLEN', KEYS[2]), e}";
+
+/* KEYS: upload:ID; ARGV: token, seconds.  1: renewed; 0: not ours */
+static const char  ngx_http_registry_upload_renew_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if not ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
+    "  return 0 "
+    "end "
+    "redis.call('HSET', KEYS[1], 'busy', ARGV[1] .. ' ' .. "
+    "           (tonumber(redis.call('TIME')[1]) + tonumber(ARGV[2]))) "
+    "return 1";
+
+/* KEYS: objects:pending; ARGV: S3 key (before a monolithic push) */
+static const char  ngx_http_registry_upload_pend_lua[] =
+    "redis.call('ZADD', KEYS[1], redis.call('TIME')[1], ARGV[1]) "
+    "return 1";
 
 /* KEYS: upload:ID; ARGV: token */
 static const char  ngx_http_registry_upload_release_lua[] =
@@ -248,11 +319,13 @@ static const char  ngx_http_registry_upload_parts_lua[] =
 
 /*
  * The blob becomes visible.  KEYS: blob:D, repo:R:blobs, blob:D:links,
- * blobs, repos, upload:ID, etags, tail; ARGV: D, R, size, S3 key or ""
- * (nothing stored: the blob existed), now, token or "" (monolithic).
- * Returns 1 when our object became the blob's, 0 when the blob existed
- * (ours is a duplicate), -1 when it vanished (nothing stored), -2 when
- * the session is no longer ours (cancelled meanwhile).
+ * blobs, repos, upload:ID, etags, tail, objects:pending; ARGV: D, R,
+ * size, S3 key or "" (nothing stored: the blob existed), now, token or
+ * "" (monolithic), S3 key.  Returns 1 when our object became the blob's,
+ * 0 when the blob existed (ours is a duplicate), -1 when it vanished
+ * (nothing stored), -2 when the session is no longer ours (cancelled
+ * meanwhile).  The key stops being pending when it is the blob's, or
+ * when nothing was stored (a duplicate stays pending until deleted).
  */
 static const char  ngx_http_registry_upload_finish_lua[] =
     NGX_HTTP_REGISTRY_BUSY_LUA
@@ -272,6 +345,9 @@ static const char  ngx_http_registry_upload_finish_lua[] =
     "redis.call('SADD', KEYS[3], ARGV[2]) "
     "redis.call('ZADD', KEYS[5], 0, ARGV[2]) "
     "redis.call('DEL', KEYS[6], KEYS[7], KEYS[8]) "
+    "if fresh == 1 or ARGV[4] == '' then "
+    "  redis.call('ZREM', KEYS[9], ARGV[7]) "
+    "end "
     "return fresh";
 
 /* KEYS: repo:F:blobs, blob:D, repo:R:blobs, blob:D:links, repos; ARGV: D, R */
@@ -373,11 +449,59 @@ ngx_http_registry_uploads_handler(ngx_http_request_t *r,
 
     if (ngx_http_registry_s3_streamable(r)) {
         /* to S3 while it arrives, instead of through nginx's temp file */
-        return ngx_http_registry_s3_stream_put(r, ctx, &up->key,
-                   ngx_http_registry_upload_streamed);
+        up->streaming = 1;
+        return ngx_http_registry_upload_pend(r, ctx);
     }
 
     return ngx_http_registry_read_body(r, ctx, ngx_http_registry_upload_read);
+}
+
+
+/*
+ * A monolithic push records its object key before S3 sees a byte of it
+ * (a session's claim does it for sessions): if Redis fails after S3, the
+ * object is still known.  No record, no write: 503.
+ */
+
+static ngx_int_t
+ngx_http_registry_upload_pend(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    args[2];
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    ngx_str_set(&args[0], "objects:pending");
+    args[1] = up->key;
+
+    return ngx_http_registry_run(r, ngx_http_registry_upload_pended,
+                                 ngx_http_registry_upload_pend_lua, 1, args,
+                                 2);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_pended(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    up->pending = 1;
+
+    if (up->streaming) {
+        up->streaming = 0;
+        return ngx_http_registry_s3_stream_put(r, ctx, &up->key,
+                                          ngx_http_registry_upload_streamed);
+    }
+
+    return ngx_http_registry_upload_drive(r, ctx);
 }
 
 
@@ -429,6 +553,7 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
     }
 
     ctx->data = up;
+    up->request = r;
 
     if (id->len == 0) {
         if (RAND_bytes(raw, sizeof(raw)) != 1) {
@@ -454,8 +579,15 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
            != NGX_OK
         || ngx_http_registry_keyf(r->pool, &up->tail_key, "upload:%V:tail",
                                   id)
-           != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &up->blob, "blob:%V",
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a PATCH has no digest, and needs no blob:D */
+
+    if (ctx->digest.len
+        && ngx_http_registry_keyf(r->pool, &up->blob, "blob:%V",
                                   &ctx->digest)
            != NGX_OK)
     {
@@ -935,6 +1067,10 @@ ngx_http_registry_upload_committed(ngx_http_request_t *r,
 
     up = ctx->data;
 
+    if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_ARRAY) {
+        return ngx_http_registry_upload_busy(r, ctx, ctx->reply);
+    }
+
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
@@ -949,7 +1085,7 @@ ngx_http_registry_upload_committed(ngx_http_request_t *r,
     }
 
     /* the parts script ended the claim */
-    up->locked = 0;
+    ngx_http_registry_upload_unlock(up);
 
     up->offset += up->chunk_len;
 
@@ -967,7 +1103,7 @@ static ngx_int_t
 ngx_http_registry_upload_finish(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                    args[14], cmd;
+    ngx_str_t                    args[16], cmd;
     ngx_chain_t                 *cl;
     ngx_http_registry_upload_t  *up;
     ngx_http_registry_s3_op_t    op;
@@ -1004,6 +1140,10 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
         if (!up->stored) {
             if (up->tail_len && !up->tail_loaded) {
                 return ngx_http_registry_upload_load_tail(r, ctx);
+            }
+
+            if (!up->pending) {
+                return ngx_http_registry_upload_pend(r, ctx);
             }
 
             cl = ngx_http_registry_upload_chain(r, up, 0, up->total);
@@ -1073,9 +1213,9 @@ finish:
                                   &ctx->repo) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[2], "blob:%V:links",
                                   &up->claimed) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[10], "%O",
+        || ngx_http_registry_keyf(r->pool, &args[11], "%O",
                                   up->offset + up->chunk_len) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[12], "%T", ngx_time())
+        || ngx_http_registry_keyf(r->pool, &args[13], "%T", ngx_time())
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -1086,20 +1226,30 @@ finish:
     args[5] = up->session;
     args[6] = up->etags;
     args[7] = up->tail_key;
-    args[8] = up->claimed;
-    args[9] = ctx->repo;
-    args[13] = up->token;
+    ngx_str_set(&args[8], "objects:pending");
+    args[9] = up->claimed;
+    args[10] = ctx->repo;
+    args[15] = up->key;
 
-    if (up->stored) {
-        args[11] = up->key;
+    /* empty strings, never NULL ones, for hiredis */
+
+    if (up->token.len) {
+        args[14] = up->token;
 
     } else {
-        ngx_str_null(&args[11]);
+        ngx_str_set(&args[14], "");
+    }
+
+    if (up->stored) {
+        args[12] = up->key;
+
+    } else {
+        ngx_str_set(&args[12], "");
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_upload_finished,
-                                 ngx_http_registry_upload_finish_lua, 8, args,
-                                 14);
+                                 ngx_http_registry_upload_finish_lua, 9, args,
+                                 16);
 }
 
 
@@ -1113,10 +1263,11 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     u_char                      *p;
-    ngx_str_t                    args[6];
+    ngx_str_t                    args[8];
     ngx_uint_t                   nkeys;
     ngx_pool_cleanup_t          *cln;
     ngx_http_registry_upload_t  *up;
+    ngx_http_registry_claim_t   *claim;
     u_char                       raw[NGX_HTTP_REGISTRY_ID_LEN / 2];
 
     up = ctx->data;
@@ -1140,12 +1291,26 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    claim = up->claim;
+
+    if (claim == NULL) {
+        claim = ngx_calloc(sizeof(ngx_http_registry_claim_t),
+                           r->connection->log);
+        if (claim == NULL) {
+            return NGX_ERROR;
+        }
+
+        claim->up = up;
+        up->claim = claim;
+    }
+
     cln->handler = ngx_http_registry_upload_release;
     cln->data = up;
 
     args[0] = up->session;
     args[1] = up->etags;
-    nkeys = 2;
+    ngx_str_set(&args[2], "objects:pending");
+    nkeys = 3;
 
     if (up->final) {
         args[nkeys++] = up->blob;
@@ -1153,19 +1318,21 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
 
     if (ngx_http_registry_keyf(r->pool, &args[nkeys], "%O", up->offset)
         != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[nkeys + 2], "%T",
-                                  (time_t) (NGX_HTTP_REGISTRY_CLAIM_TIME
-                                            + (up->total >> 20)))
+        || ngx_http_registry_keyf(r->pool, &args[nkeys + 2], "%d",
+                                  NGX_HTTP_REGISTRY_CLAIM_TIME)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
     args[nkeys + 1] = up->token;
+    args[nkeys + 3] = up->key;
+
+    claim->sent = ngx_current_msec;
 
     return ngx_http_registry_run(r, ngx_http_registry_upload_claimed,
                                  ngx_http_registry_upload_claim_lua, nkeys,
-                                 args, nkeys + 3);
+                                 args, nkeys + 4);
 }
 
 
@@ -1188,18 +1355,32 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
             return ngx_http_registry_upload_unknown(r);
         }
 
-        /* moved on, or another request is writing it */
+        /* moved on */
         return ngx_http_registry_upload_range_error(r, ctx);
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_INTEGER)
     {
         return NGX_ERROR;
     }
 
+    if (reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_upload_busy(r, ctx, reply);
+    }
+
+    /* ours until we commit or end; renewed meanwhile */
+
     up->locked = 1;
+    up->pending = 1;
+    up->claim_until = up->claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
+
+    up->renew.handler = ngx_http_registry_upload_tick;
+    up->renew.data = up;
+    up->renew.log = r->connection->log;
+    up->renew.cancelable = 1;
+
+    ngx_add_timer(&up->renew, NGX_HTTP_REGISTRY_CLAIM_TICK);
 
     /* parts committed since the session was loaded cannot be: same offset */
     up->ncommitted = (ngx_uint_t) reply->element[0]->integer;
@@ -1231,14 +1412,28 @@ ngx_http_registry_upload_release(void *data)
 {
     ngx_http_registry_upload_t *up = data;
 
-    size_t       lens[5];
-    const char  *argv[5];
+    size_t                      lens[5];
+    const char                 *argv[5];
+    ngx_uint_t                  locked;
+    ngx_http_registry_claim_t  *claim;
 
-    if (!up->locked) {
-        return;
+    locked = up->locked;
+    ngx_http_registry_upload_unlock(up);
+
+    claim = up->claim;
+
+    if (claim != NULL) {
+        up->claim = NULL;
+        claim->up = NULL;
+
+        if (!claim->pending) {
+            ngx_free(claim);
+        }
     }
 
-    up->locked = 0;
+    if (!locked) {
+        return;
+    }
 
     argv[0] = "EVAL";
     lens[0] = sizeof("EVAL") - 1;
@@ -1253,6 +1448,137 @@ ngx_http_registry_upload_release(void *data)
 
     /* hiredis copies the command at once; if Redis is away, the deadline */
     (void) ngx_http_registry_redis_call(NULL, NULL, 5, argv, lens);
+}
+
+
+/* the claim ended (committed, released): no more renewals */
+
+static void
+ngx_http_registry_upload_unlock(ngx_http_registry_upload_t *up)
+{
+    up->locked = 0;
+
+    if (up->renew.timer_set) {
+        ngx_del_timer(&up->renew);
+    }
+}
+
+
+/*
+ * Every tick while the claim is ours: renew it now and then; if no
+ * renewal succeeded for too long (Redis away), end the request before
+ * the claim can lapse, so that no other request's parts are written
+ * over by ours.
+ */
+
+static void
+ngx_http_registry_upload_tick(ngx_event_t *ev)
+{
+    ngx_http_registry_upload_t *up = ev->data;
+
+    size_t                      lens[6];
+    u_char                      secs[NGX_INT_T_LEN];
+    const char                 *argv[6];
+    ngx_http_registry_claim_t  *claim;
+
+    if (!up->locked) {
+        return;
+    }
+
+    if ((ngx_msec_int_t) (ngx_current_msec - up->claim_until) >= 0) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "registry: upload %V: its claim could not be renewed "
+                      "(Redis unavailable), the request ends", &up->id);
+        ngx_http_registry_upload_stop(up);
+        return;
+    }
+
+    ngx_add_timer(&up->renew, NGX_HTTP_REGISTRY_CLAIM_TICK);
+
+    claim = up->claim;
+
+    if (claim->pending
+        || ngx_current_msec - claim->sent < NGX_HTTP_REGISTRY_CLAIM_RENEW)
+    {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    lens[0] = sizeof("EVAL") - 1;
+    argv[1] = ngx_http_registry_upload_renew_lua;
+    lens[1] = sizeof(ngx_http_registry_upload_renew_lua) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (const char *) up->session.data;
+    lens[3] = up->session.len;
+    argv[4] = (const char *) up->token.data;
+    lens[4] = up->token.len;
+    argv[5] = (const char *) secs;
+    lens[5] = ngx_sprintf(secs, "%d", NGX_HTTP_REGISTRY_CLAIM_TIME) - secs;
+
+    claim->sent = ngx_current_msec;
+
+    if (ngx_http_registry_redis_call(ngx_http_registry_upload_renewed, claim,
+                                     6, argv, lens)
+        == NGX_OK)
+    {
+        claim->pending = 1;
+    }
+}
+
+
+static void
+ngx_http_registry_upload_renewed(redisReply *reply, void *data)
+{
+    ngx_http_registry_claim_t *claim = data;
+
+    ngx_http_registry_upload_t  *up;
+
+    claim->pending = 0;
+    up = claim->up;
+
+    if (up == NULL) {
+        /* the request ended meanwhile */
+        ngx_free(claim);
+        return;
+    }
+
+    if (!up->locked || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        /* committed meanwhile; or Redis away: the tick decides */
+        return;
+    }
+
+    if (reply->integer == 1) {
+        up->claim_until = claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, up->renew.log, 0,
+                  "registry: upload %V: its claim was lost, the request ends",
+                  &up->id);
+
+    up->locked = 0;
+    ngx_http_registry_upload_stop(up);
+}
+
+
+/*
+ * The request stops writing now, whatever it waits for (an S3 part, a
+ * Redis reply): it is terminated, which closes its S3 connection; the
+ * client sees its connection closed and asks GET where the upload is.
+ */
+
+static void
+ngx_http_registry_upload_stop(ngx_http_registry_upload_t *up)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = up->request;
+    c = r->connection;
+
+    ngx_http_finalize_request(r, NGX_ERROR);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1275,6 +1601,11 @@ ngx_http_registry_upload_send(ngx_http_request_t *r,
     }
 
     if (up->mpu.len == 0) {
+        if (!up->pending) {
+            /* a monolithic push over 5 GiB: no claim recorded the key */
+            return ngx_http_registry_upload_pend(r, ctx);
+        }
+
         return ngx_http_registry_upload_s3(r, ctx,
                    ngx_http_registry_s3_op_create_multipart(r, &op, &up->key),
                    &op, ngx_http_registry_upload_mpu_done);
@@ -1536,7 +1867,6 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
 
     up = ctx->data;
 
@@ -1545,7 +1875,7 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
     }
 
     /* the session is gone with the claim, or was not ours any more */
-    up->locked = 0;
+    ngx_http_registry_upload_unlock(up);
 
     switch (ctx->reply->integer) {
 
@@ -1566,9 +1896,8 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
                       "registry: blob %V stored twice, dropping %V",
                       &up->claimed, &up->key);
 
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_delete(r, &op, &up->key),
-                   &op, ngx_http_registry_upload_blob_created);
+        return ngx_http_registry_upload_delete(r, ctx,
+                   ngx_http_registry_upload_blob_created);
 
     case -2:
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -1579,9 +1908,8 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
             return ngx_http_registry_upload_unknown(r);
         }
 
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_delete(r, &op, &up->key),
-                   &op, ngx_http_registry_upload_dropped);
+        return ngx_http_registry_upload_delete(r, ctx,
+                   ngx_http_registry_upload_dropped);
 
     default:
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1589,6 +1917,105 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
                       &up->claimed);
         return NGX_ERROR;
     }
+}
+
+
+/*
+ * Our object goes (a duplicate, a wrong digest, a cancelled session);
+ * once S3 says it is gone, its key stops being pending.  A failed
+ * delete leaves the key pending for the collector; next runs anyway.
+ */
+
+static ngx_int_t
+ngx_http_registry_upload_delete(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+    up->deleted = next;
+
+    return ngx_http_registry_upload_s3(r, ctx,
+               ngx_http_registry_s3_op_delete(r, &op, &up->key),
+               &op, ngx_http_registry_upload_deleted);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_deleted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    size_t                       lens[3];
+    const char                  *argv[3];
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->s3.status == NGX_HTTP_NO_CONTENT
+        || ctx->s3.status == NGX_HTTP_NOT_FOUND)
+    {
+        argv[0] = "ZREM";
+        lens[0] = sizeof("ZREM") - 1;
+        argv[1] = "objects:pending";
+        lens[1] = sizeof("objects:pending") - 1;
+        argv[2] = (const char *) up->key.data;
+        lens[2] = up->key.len;
+
+        /* Redis away: the key stays pending, the collector finds none */
+        (void) ngx_http_registry_redis_call(NULL, NULL, 3, argv, lens);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "registry: s3 delete of %V answered %ui, the object "
+                      "stays pending", &up->key, ctx->s3.status);
+    }
+
+    return up->deleted(r, ctx);
+}
+
+
+/* another request holds the session: not a range error, and not long */
+
+static ngx_int_t
+ngx_http_registry_upload_busy(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, redisReply *reply)
+{
+    long long                    left;
+    ngx_str_t                    location, range, after;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        return NGX_ERROR;
+    }
+
+    left = reply->element[1]->integer;
+    left = ngx_max(left, 1);
+
+    if (ngx_http_registry_keyf(r->pool, &location, "/v2/%V/blobs/uploads/%V",
+                               &ctx->repo, &up->id)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &range, "0-%O",
+                                  up->offset ? up->offset - 1 : 0)
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &after, "%L", (int64_t) left)
+           != NGX_OK
+        || ngx_http_registry_add_header(r, "Location", &location) != NGX_OK
+        || ngx_http_registry_add_header(r, "Range", &range) != NGX_OK
+        || ngx_http_registry_add_header(r, "Retry-After", &after) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_error(r, NGX_HTTP_CONFLICT,
+                                   "BLOB_UPLOAD_INVALID",
+                                   "another request is writing to this "
+                                   "upload: retry shortly");
 }
 
 
@@ -1653,9 +2080,8 @@ ngx_http_registry_upload_cancel(ngx_http_request_t *r,
     if (up->monolithic && up->stored) {
         /* a streamed push stored the object before its digest was known */
         up->stored = 0;
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_delete(r, &op, &up->key),
-                   &op, ngx_http_registry_upload_forget);
+        return ngx_http_registry_upload_delete(r, ctx,
+                   ngx_http_registry_upload_forget);
     }
 
     return ngx_http_registry_upload_forget(r, ctx);
