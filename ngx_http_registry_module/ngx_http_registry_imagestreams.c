@@ -415,17 +415,21 @@ ngx_http_registry_imagestream_script(const char **cache, const char *script)
 
 
 /*
- * The host in references: registry_public_host, else the Host header
- * of the request (when it is a plain host[:port]), else server_name.
+ * The host in references: registry_public_host, else this server's
+ * server_name when it is a plain name (with the port the connection came
+ * to), else the address and port the connection came to.  Never the Host
+ * header: what is stored for everyone must not be chosen by one client.
  */
 
 ngx_int_t
 ngx_http_registry_public_host(ngx_http_request_t *r, ngx_str_t *host)
 {
-    u_char                         c;
-    size_t                         i;
-    ngx_http_core_srv_conf_t      *cscf;
-    ngx_http_registry_main_conf_t *mcf;
+    u_char                         *p, addr[NGX_SOCKADDR_STRLEN];
+    size_t                          i;
+    ngx_str_t                       s, name;
+    ngx_uint_t                      port;
+    ngx_http_core_srv_conf_t       *cscf;
+    ngx_http_registry_main_conf_t  *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
@@ -434,27 +438,48 @@ ngx_http_registry_public_host(ngx_http_request_t *r, ngx_str_t *host)
         return NGX_OK;
     }
 
-    if (r->headers_in.host) {
-        *host = r->headers_in.host->value;
+    s.data = addr;
+    s.len = NGX_SOCKADDR_STRLEN;
 
-        for (i = 0; i < host->len; i++) {
-            c = host->data[i];
-
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                  || (c >= '0' && c <= '9') || c == '.' || c == '-'
-                  || c == ':' || c == '[' || c == ']' || c == '_'))
-            {
-                break;
-            }
-        }
-
-        if (i == host->len && host->len) {
-            return NGX_OK;
-        }
+    if (ngx_connection_local_sockaddr(r->connection, &s, 1) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
-    *host = cscf->server_name;
+    name = cscf->server_name;
+
+    for (i = 0; i < name.len; i++) {
+        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
+              || (name.data[i] >= '0' && name.data[i] <= '9')
+              || name.data[i] == '.' || name.data[i] == '-'))
+        {
+            break;
+        }
+    }
+
+    if (name.len == 0 || i < name.len) {
+        /* no usable name: the address, "[::1]:5000" or "10.0.0.1:5000" */
+        host->len = s.len;
+        host->data = ngx_pstrdup(r->pool, &s);
+
+        return host->data ? NGX_OK : NGX_ERROR;
+    }
+
+    port = ngx_inet_get_port(r->connection->local_sockaddr);
+
+    p = ngx_pnalloc(r->pool, name.len + sizeof(":65535") - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    host->data = p;
+    p = ngx_cpymem(p, name.data, name.len);
+
+    if (port != 80) {
+        p = ngx_sprintf(p, ":%ui", port);
+    }
+
+    host->len = p - host->data;
 
     return NGX_OK;
 }
