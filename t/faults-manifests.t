@@ -128,7 +128,7 @@ my $idle = watch_open($port, "$API/namespaces/$B/imagestreams?watch=true");
 is watch_status($_, 10), 200, 'watch started' for @w, $idle;
 
 # the pushes: 3 processes, 16 new tags each, as fast as they go
-my $K = 16;
+my $K = $ENV{FM_K} || 16;
 my @kids;
 for my $k (1 .. 3) {
     my $pid = fork // die "fork: $!\n";
