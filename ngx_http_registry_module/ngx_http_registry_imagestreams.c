@@ -2294,7 +2294,6 @@ ngx_http_registry_watch_end(ngx_http_registry_watch_t *w, ngx_int_t rc)
         return;
     }
 
-
     w->ended = 1;
     c = r->connection;
     c->idle = 0;
