@@ -83,6 +83,7 @@ typedef struct {
     uint64_t                    rv;         /* nothing older is sent */
     ngx_queue_t                 backlog;    /* published while replaying */
     ngx_queue_t                 sending;    /* lines in r's output */
+    ngx_queue_t                 retired;    /* sent, maybe still seen */
     size_t                      unsent;
     ngx_event_t                 timeout;
     unsigned                    initial:1;  /* no resourceVersion given */
@@ -1691,6 +1692,7 @@ ngx_http_registry_watch_start(ngx_http_request_t *r,
     w->initial = 1;
     ngx_queue_init(&w->backlog);
     ngx_queue_init(&w->sending);
+    ngx_queue_init(&w->retired);
 
     /* "" and "0" ask for the current state first, as Kubernetes does */
 
@@ -1789,6 +1791,7 @@ ngx_http_registry_watch_cleanup(void *data)
 
     ngx_http_registry_watch_free(&w->backlog);
     ngx_http_registry_watch_free(&w->sending);
+    ngx_http_registry_watch_free(&w->retired);
 
     w->request = NULL;
 }
@@ -2107,10 +2110,19 @@ ngx_http_registry_watch_line(ngx_http_registry_watch_t *w, ngx_queue_t *q,
 }
 
 
+/*
+ * A line sent is retired, not freed: the chunked filter keeps its buf in
+ * its busy chain until it is called with data again, and reads it then
+ * (a freed line of over 128 KB is unmapped: the worker crashed there).
+ * So lines retired before a call are freed after it.
+ */
+
 static ngx_int_t
 ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
     ngx_http_registry_watch_line_t *l)
 {
+    ngx_int_t     rc;
+    ngx_queue_t   old;
     ngx_chain_t  *cl;
 
     cl = ngx_alloc_chain_link(w->request->pool);
@@ -2125,7 +2137,18 @@ ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
     ngx_queue_insert_tail(&w->sending, &l->queue);
     w->unsent += l->buf.last - l->buf.pos;
 
-    if (ngx_http_output_filter(w->request, cl) == NGX_ERROR) {
+    ngx_queue_init(&old);
+
+    if (!ngx_queue_empty(&w->retired)) {
+        ngx_queue_add(&old, &w->retired);
+        ngx_queue_init(&w->retired);
+    }
+
+    rc = ngx_http_output_filter(w->request, cl);
+
+    ngx_http_registry_watch_free(&old);
+
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
@@ -2133,7 +2156,7 @@ ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
 }
 
 
-/* frees the lines sent; waits for the socket when some are not */
+/* retires the lines sent; waits for the socket when some are not */
 
 static ngx_int_t
 ngx_http_registry_watch_flush(ngx_http_registry_watch_t *w)
@@ -2157,7 +2180,7 @@ ngx_http_registry_watch_flush(ngx_http_registry_watch_t *w)
 
         ngx_queue_remove(q);
         w->unsent -= l->buf.end - l->buf.start;
-        ngx_free(l);
+        ngx_queue_insert_tail(&w->retired, q);
     }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
