@@ -26,7 +26,9 @@
  * A watch is a chunked response of one watch event per line.  Every
  * worker holds one subscribe-mode Redis connection (redis.c) and hands
  * each published change to its watchers of that project; a watch that
- * starts from a resourceVersion is first replayed from the watch log.
+ * starts from a resourceVersion is first replayed from the watch log.  A
+ * watcher with a backlog's worth unsent takes no more published changes:
+ * once its output went out, it reads them from the log, in steps.
  */
 
 
