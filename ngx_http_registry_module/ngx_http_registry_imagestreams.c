@@ -26,7 +26,9 @@
  * A watch is a chunked response of one watch event per line.  Every
  * worker holds one subscribe-mode Redis connection (redis.c) and hands
  * each published change to its watchers of that project; a watch that
- * starts from a resourceVersion is first replayed from the watch log.
+ * starts from a resourceVersion is first replayed from the watch log.  A
+ * watcher with a backlog's worth unsent takes no more published changes:
+ * once its output went out, it reads them from the log, in steps.
  */
 
 
@@ -43,7 +45,11 @@
 /* s3.c keeps at most this much of an answer's body: read in ranges */
 #define NGX_HTTP_REGISTRY_CONFIG_CHUNK   8192
 
-/* unsent bytes a watcher may pile up before it is dropped */
+/*
+ * Unsent bytes a watcher may pile up: beyond, changes are left in the
+ * watch log and read from it once the client took the rest; a client
+ * that takes nothing for send_timeout is dropped.
+ */
 #define NGX_HTTP_REGISTRY_WATCH_BACKLOG  (4 * 1024 * 1024)
 
 #define NGX_HTTP_REGISTRY_API_STREAMS    1
@@ -79,12 +85,14 @@ typedef struct {
     uint64_t                    rv;         /* nothing older is sent */
     ngx_queue_t                 backlog;    /* published while replaying */
     ngx_queue_t                 sending;    /* lines in r's output */
+    ngx_queue_t                 retired;    /* sent, maybe still seen */
     size_t                      unsent;
     ngx_event_t                 timeout;
     unsigned                    initial:1;  /* no resourceVersion given */
     unsigned                    queued:1;
     unsigned                    querying:1;
     unsigned                    live:1;
+    unsigned                    behind:1;   /* changes left in the log */
     unsigned                    ended:1;
 } ngx_http_registry_watch_t;
 
@@ -140,6 +148,9 @@ static ngx_int_t ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
     ngx_http_registry_watch_line_t *line);
 static ngx_int_t ngx_http_registry_watch_flush(ngx_http_registry_watch_t *w);
 static void ngx_http_registry_watch_writer(ngx_http_request_t *r);
+static ngx_int_t ngx_http_registry_watch_catch_up(
+    ngx_http_registry_watch_t *w);
+static void ngx_http_registry_watch_forget(ngx_http_registry_watch_t *w);
 static void ngx_http_registry_watch_timeout(ngx_event_t *ev);
 static void ngx_http_registry_watch_end(ngx_http_registry_watch_t *w,
     ngx_int_t rc);
@@ -336,29 +347,42 @@ static const char  ngx_http_registry_streams_lua[] =
 
 
 /*
- * A watch from a resourceVersion.  ARGV: project, resourceVersion.
- * Every resourceVersion given is one entry of the log, so the log holds
- * every change after the version unless its first entry is further on:
- * then returns "gone".  Else returns the current resourceVersion, then
- * the ID and the event of each change of the project after it.
+ * A watch from a resourceVersion.  ARGV: project, resourceVersion, a
+ * budget in bytes.  Every resourceVersion given is one entry of the log,
+ * so the log holds every change after the version unless its first entry
+ * is further on: then returns "gone".  Else returns the resourceVersion
+ * read up to, "1" when more follows (the events reached the budget) or
+ * "0", then the ID and the event of each change of the project after
+ * the version.  The budget bounds what one reply holds: a watcher behind
+ * catches up in steps, at the pace it reads.
  */
 
 static const char  ngx_http_registry_replay_lua[] =
-    "local from = tonumber(ARGV[2])\n"
+    "local from, budget = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local now = tonumber(redis.call('GET', 'imagestreams:rv') or '0')\n"
     "local first = redis.call('XRANGE', 'imagestreams:log', '-', '+',"
     " 'COUNT', 1)[1]\n"
     "first = first and tonumber(string.match(first[1], '^%d+')) or now + 1\n"
     "if from + 1 < first and from < now then return 'gone' end\n"
-    "local out = {tostring(now)}\n"
-    "for _, e in ipairs(redis.call('XRANGE', 'imagestreams:log',"
-    " (from + 1) .. '-0', '+')) do\n"
-    "    if e[2][2] == ARGV[1] then\n"
-    "        out[#out + 1] = string.match(e[1], '^%d+')\n"
-    "        out[#out + 1] = e[2][4]\n"
+    "local out, bytes, start = {tostring(now), '0'}, 0, (from + 1) .. '-0'\n"
+    "while true do\n"
+    "    local batch = redis.call('XRANGE', 'imagestreams:log', start, '+',"
+    " 'COUNT', 64)\n"
+    "    for _, e in ipairs(batch) do\n"
+    "        local id = string.match(e[1], '^%d+')\n"
+    "        if bytes >= budget then\n"
+    "            out[1], out[2] = tostring(tonumber(id) - 1), '1'\n"
+    "            return out\n"
+    "        end\n"
+    "        if e[2][2] == ARGV[1] then\n"
+    "            out[#out + 1] = id\n"
+    "            out[#out + 1] = e[2][4]\n"
+    "            bytes = bytes + #e[2][4]\n"
+    "        end\n"
     "    end\n"
-    "end\n"
-    "return out\n";
+    "    if #batch < 64 then return out end\n"
+    "    start = '(' .. batch[#batch][1]\n"
+    "end\n";
 
 
 /* ARGV: repository, tag.  Returns {ImageStream, digest, Image or ""}. */
@@ -415,17 +439,21 @@ ngx_http_registry_imagestream_script(const char **cache, const char *script)
 
 
 /*
- * The host in references: registry_public_host, else the Host header
- * of the request (when it is a plain host[:port]), else server_name.
+ * The host in references: registry_public_host, else this server's
+ * server_name when it is a plain name (with the port the connection came
+ * to), else the address and port the connection came to.  Never the Host
+ * header: what is stored for everyone must not be chosen by one client.
  */
 
 ngx_int_t
 ngx_http_registry_public_host(ngx_http_request_t *r, ngx_str_t *host)
 {
-    u_char                         c;
-    size_t                         i;
-    ngx_http_core_srv_conf_t      *cscf;
-    ngx_http_registry_main_conf_t *mcf;
+    u_char                         *p, addr[NGX_SOCKADDR_STRLEN];
+    size_t                          i;
+    ngx_str_t                       s, name;
+    ngx_uint_t                      port;
+    ngx_http_core_srv_conf_t       *cscf;
+    ngx_http_registry_main_conf_t  *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
@@ -434,27 +462,48 @@ ngx_http_registry_public_host(ngx_http_request_t *r, ngx_str_t *host)
         return NGX_OK;
     }
 
-    if (r->headers_in.host) {
-        *host = r->headers_in.host->value;
+    s.data = addr;
+    s.len = NGX_SOCKADDR_STRLEN;
 
-        for (i = 0; i < host->len; i++) {
-            c = host->data[i];
-
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-                  || (c >= '0' && c <= '9') || c == '.' || c == '-'
-                  || c == ':' || c == '[' || c == ']' || c == '_'))
-            {
-                break;
-            }
-        }
-
-        if (i == host->len && host->len) {
-            return NGX_OK;
-        }
+    if (ngx_connection_local_sockaddr(r->connection, &s, 1) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
-    *host = cscf->server_name;
+    name = cscf->server_name;
+
+    for (i = 0; i < name.len; i++) {
+        if (!((name.data[i] >= 'a' && name.data[i] <= 'z')
+              || (name.data[i] >= '0' && name.data[i] <= '9')
+              || name.data[i] == '.' || name.data[i] == '-'))
+        {
+            break;
+        }
+    }
+
+    if (name.len == 0 || i < name.len) {
+        /* no usable name: the address, "[::1]:5000" or "10.0.0.1:5000" */
+        host->len = s.len;
+        host->data = ngx_pstrdup(r->pool, &s);
+
+        return host->data ? NGX_OK : NGX_ERROR;
+    }
+
+    port = ngx_inet_get_port(r->connection->local_sockaddr);
+
+    p = ngx_pnalloc(r->pool, name.len + sizeof(":65535") - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    host->data = p;
+    p = ngx_cpymem(p, name.data, name.len);
+
+    if (port != 80) {
+        p = ngx_sprintf(p, ":%ui", port);
+    }
+
+    host->len = p - host->data;
 
     return NGX_OK;
 }
@@ -1645,6 +1694,7 @@ ngx_http_registry_watch_start(ngx_http_request_t *r,
     w->initial = 1;
     ngx_queue_init(&w->backlog);
     ngx_queue_init(&w->sending);
+    ngx_queue_init(&w->retired);
 
     /* "" and "0" ask for the current state first, as Kubernetes does */
 
@@ -1743,6 +1793,7 @@ ngx_http_registry_watch_cleanup(void *data)
 
     ngx_http_registry_watch_free(&w->backlog);
     ngx_http_registry_watch_free(&w->sending);
+    ngx_http_registry_watch_free(&w->retired);
 
     w->request = NULL;
 }
@@ -1751,7 +1802,7 @@ ngx_http_registry_watch_cleanup(void *data)
 static ngx_int_t
 ngx_http_registry_watch_query(ngx_http_registry_watch_t *w)
 {
-    ngx_str_t                 args[2];
+    ngx_str_t                 args[3];
     ngx_http_request_t       *r;
     ngx_http_registry_ctx_t  *ctx;
 
@@ -1777,8 +1828,11 @@ ngx_http_registry_watch_query(ngx_http_registry_watch_t *w)
 
     if (ngx_http_registry_keyf(r->pool, &args[1], "%uL", w->from)
         != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[2], "%uz",
+                                  (size_t) NGX_HTTP_REGISTRY_WATCH_BACKLOG)
+           != NGX_OK
         || ngx_http_registry_eval(r, ngx_http_registry_replay_lua, 0,
-                                  args, 2)
+                                  args, 3)
            != NGX_OK)
     {
         ctx->next = NULL;
@@ -1910,7 +1964,17 @@ ngx_http_registry_watch_replay(ngx_http_request_t *r,
         }
 
     } else {
-        for (i = 1; i + 1 < rp->elements; i += 2) {
+        /* {rv read up to, "1" when more follows, then ID, event, ...} */
+
+        if (ngx_http_registry_reply_str(rp, 1, &line) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (line.len == 1 && line.data[0] == '1') {
+            w->behind = 1;
+        }
+
+        for (i = 2; i + 1 < rp->elements; i += 2) {
             if (ngx_http_registry_reply_str(rp, i, &now) != NGX_OK
                 || ngx_http_registry_reply_str(rp, i + 1, &line) != NGX_OK)
             {
@@ -1928,7 +1992,10 @@ ngx_http_registry_watch_replay(ngx_http_request_t *r,
         }
     }
 
-    /* published meanwhile: what the replay holds already is dropped */
+    /*
+     * Published meanwhile: what the replay holds already is dropped, and
+     * all of it when the log is to be read again.
+     */
 
     w->rv = rv;
     w->live = 1;
@@ -1940,7 +2007,7 @@ ngx_http_registry_watch_replay(ngx_http_request_t *r,
         l = ngx_queue_data(q, ngx_http_registry_watch_line_t, queue);
         w->unsent -= l->buf.end - l->buf.start;
 
-        if (l->rv <= w->rv) {
+        if (l->rv <= w->rv || w->behind) {
             ngx_free(l);
             continue;
         }
@@ -1958,6 +2025,12 @@ ngx_http_registry_watch_replay(ngx_http_request_t *r,
 
     /* idle for nginx: a graceful shutdown closes the watch */
     c->idle = 1;
+
+    /* all sent at once, more in the log: the next step now */
+
+    if (ngx_http_registry_watch_catch_up(w) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return NGX_DONE;
 }
@@ -2039,10 +2112,19 @@ ngx_http_registry_watch_line(ngx_http_registry_watch_t *w, ngx_queue_t *q,
 }
 
 
+/*
+ * A line sent is retired, not freed: the chunked filter keeps its buf in
+ * its busy chain until it is called with data again, and reads it then
+ * (a freed line of over 128 KB is unmapped: the worker crashed there).
+ * So lines retired before a call are freed after it.
+ */
+
 static ngx_int_t
 ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
     ngx_http_registry_watch_line_t *l)
 {
+    ngx_int_t     rc;
+    ngx_queue_t   old;
     ngx_chain_t  *cl;
 
     cl = ngx_alloc_chain_link(w->request->pool);
@@ -2057,13 +2139,18 @@ ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
     ngx_queue_insert_tail(&w->sending, &l->queue);
     w->unsent += l->buf.last - l->buf.pos;
 
-    if (w->unsent > NGX_HTTP_REGISTRY_WATCH_BACKLOG) {
-        ngx_log_error(NGX_LOG_WARN, w->request->connection->log, 0,
-                      "registry: watch dropped: the client does not read");
-        return NGX_ERROR;
+    ngx_queue_init(&old);
+
+    if (!ngx_queue_empty(&w->retired)) {
+        ngx_queue_add(&old, &w->retired);
+        ngx_queue_init(&w->retired);
     }
 
-    if (ngx_http_output_filter(w->request, cl) == NGX_ERROR) {
+    rc = ngx_http_output_filter(w->request, cl);
+
+    ngx_http_registry_watch_free(&old);
+
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
@@ -2071,7 +2158,7 @@ ngx_http_registry_watch_send(ngx_http_registry_watch_t *w,
 }
 
 
-/* frees the lines sent; waits for the socket when some are not */
+/* retires the lines sent; waits for the socket when some are not */
 
 static ngx_int_t
 ngx_http_registry_watch_flush(ngx_http_registry_watch_t *w)
@@ -2095,7 +2182,7 @@ ngx_http_registry_watch_flush(ngx_http_registry_watch_t *w)
 
         ngx_queue_remove(q);
         w->unsent -= l->buf.end - l->buf.start;
-        ngx_free(l);
+        ngx_queue_insert_tail(&w->retired, q);
     }
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -2120,11 +2207,17 @@ ngx_http_registry_watch_flush(ngx_http_registry_watch_t *w)
 }
 
 
+/*
+ * The socket took more: the send timeout starts again (it measures how
+ * long the client takes nothing, not how long output stays pending).
+ */
+
 static void
 ngx_http_registry_watch_writer(ngx_http_request_t *r)
 {
     ngx_connection_t           *c;
     ngx_http_registry_ctx_t    *ctx;
+    ngx_http_core_loc_conf_t   *clcf;
     ngx_http_registry_watch_t  *w;
 
     c = r->connection;
@@ -2133,8 +2226,8 @@ ngx_http_registry_watch_writer(ngx_http_request_t *r)
 
     if (c->write->timedout) {
         c->timedout = 1;
-        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
-                      "registry: watch client timed out");
+        ngx_log_error(NGX_LOG_WARN, c->log, NGX_ETIMEDOUT,
+                      "registry: watch dropped: the client does not read");
         ngx_http_registry_watch_end(w, NGX_HTTP_REQUEST_TIME_OUT);
         return;
     }
@@ -2143,7 +2236,61 @@ ngx_http_registry_watch_writer(ngx_http_request_t *r)
         || ngx_http_registry_watch_flush(w) != NGX_OK)
     {
         ngx_http_registry_watch_end(w, NGX_ERROR);
+        return;
     }
+
+    if (c->buffered) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+        ngx_add_timer(c->write, clcf->send_timeout);
+    }
+
+    if (ngx_http_registry_watch_catch_up(w) != NGX_OK) {
+        ngx_http_registry_watch_end(w, NGX_OK);
+    }
+}
+
+
+/*
+ * A watcher behind whose output went out reads the next changes from
+ * the log: from its own resourceVersion, at most a backlog's worth.
+ */
+
+static ngx_int_t
+ngx_http_registry_watch_catch_up(ngx_http_registry_watch_t *w)
+{
+    if (!w->behind || !w->live || w->querying || w->ended
+        || w->request == NULL || w->unsent)
+    {
+        return NGX_OK;
+    }
+
+    w->behind = 0;
+    w->live = 0;
+    w->initial = 0;
+    w->from = w->rv;
+
+    return ngx_http_registry_watch_query(w);
+}
+
+
+/* the backlog given up: the log has it, read once the watcher is live */
+
+static void
+ngx_http_registry_watch_forget(ngx_http_registry_watch_t *w)
+{
+    ngx_queue_t                     *q;
+    ngx_http_registry_watch_line_t  *l;
+
+    while (!ngx_queue_empty(&w->backlog)) {
+        q = ngx_queue_head(&w->backlog);
+        ngx_queue_remove(q);
+
+        l = ngx_queue_data(q, ngx_http_registry_watch_line_t, queue);
+        w->unsent -= l->buf.end - l->buf.start;
+        ngx_free(l);
+    }
+
+    w->behind = 1;
 }
 
 
@@ -2289,17 +2436,39 @@ ngx_http_registry_watch_published(ngx_uint_t event, u_char *message,
         }
 
         if (!w->live) {
+            if (w->behind) {
+                continue;
+            }
+
             if (ngx_http_registry_watch_line(w, &w->backlog, rv, p, last - p)
-                != NGX_OK
-                || w->unsent > NGX_HTTP_REGISTRY_WATCH_BACKLOG)
+                != NGX_OK)
             {
                 ngx_http_registry_watch_end(w, NGX_ERROR);
+
+            } else if (w->unsent > NGX_HTTP_REGISTRY_WATCH_BACKLOG) {
+                ngx_http_registry_watch_forget(w);
             }
 
             continue;
         }
 
         if (rv <= w->rv) {
+            continue;
+        }
+
+        if (w->behind) {
+            if (ngx_http_registry_watch_catch_up(w) != NGX_OK) {
+                ngx_http_registry_watch_end(w, NGX_OK);
+            }
+
+            continue;
+        }
+
+        if (w->unsent
+            && w->unsent + (last - p) + 1 > NGX_HTTP_REGISTRY_WATCH_BACKLOG)
+        {
+            /* a burst, or a slow client: sent from the log when it read */
+            w->behind = 1;
             continue;
         }
 

@@ -45,6 +45,8 @@ static ngx_int_t ngx_http_registry_referrers_done(ngx_http_request_t *r,
 static json_t *ngx_http_registry_referrer(redisReply *e);
 static ngx_int_t ngx_http_registry_manifest_blob_unknown(
     ngx_http_request_t *r, redisReply *digest);
+static ngx_int_t ngx_http_registry_manifest_size_wrong(ngx_http_request_t *r,
+    redisReply *rp);
 static ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
 static void ngx_http_registry_manifest_json_cleanup(void *data);
@@ -88,9 +90,11 @@ static const char  ngx_http_registry_manifest_get_lua[] =
  * references must be in ("blobs" or "manifests"), the Image object (""
  * when the image has one), project, image, pusher, the repository's
  * reference (host/project/image), now, a uid for a new image stream, the
- * history depth, the log's length; then the referenced digests.  Returns
- * 1 when stored, or the first digest that the repository does not hold
- * (and nothing is changed).  A push by tag moves the image stream in the
+ * history depth, the log's length; then each referenced digest and the
+ * size its descriptor declares.  Returns 1 when stored, the first digest
+ * that the repository does not hold, or {digest, size} for a blob whose
+ * size is not the one declared (and nothing is changed): clients trust
+ * the declared size.  A push by tag moves the image stream in the
  * same step (is_push, imagestreams.c), so the stream's tags and the
  * tags list never disagree.
  */
@@ -98,9 +102,17 @@ static const char  ngx_http_registry_manifest_get_lua[] =
 static const char  ngx_http_registry_manifest_put_lua[] =
     "local r, d, tag, subject = ARGV[1], ARGV[2], ARGV[3], ARGV[9]\n"
     "local p = 'repo:' .. r .. ':'\n"
-    "for i = 20, #ARGV do\n"
+    "for i = 20, #ARGV, 2 do\n"
     "    if redis.call('SISMEMBER', p .. ARGV[10], ARGV[i]) == 0 then\n"
     "        return ARGV[i]\n"
+    "    end\n"
+    "end\n"
+    "if ARGV[10] == 'blobs' then\n"
+    "    for i = 20, #ARGV, 2 do\n"
+    "        local size = redis.call('HGET', 'blob:' .. ARGV[i], 'size')\n"
+    "        if size and size ~= ARGV[i + 1] then\n"
+    "            return {ARGV[i], size}\n"
+    "        end\n"
     "    end\n"
     "end\n"
     "local k = 'image:' .. d\n"
@@ -201,23 +213,31 @@ ngx_http_registry_manifest_handler(ngx_http_request_t *r,
 
     /*
      * A reference with a ":" can only be a digest.  A malformed one is
-     * 400 on every method: 404 would tell the client that a well-formed
-     * name was looked up and not found.
+     * 400 on a write; a read finds no manifest by it: 404 (as the OCI
+     * conformance suite expects for ".INVALID_MANIFEST_NAME").
      */
 
     by_tag = (ngx_strlchr(ctx->reference.data,
                           ctx->reference.data + ctx->reference.len, ':')
               == NULL);
 
-    if (by_tag) {
-        if (!ngx_http_registry_is_tag(&ctx->reference)) {
-            return ngx_http_registry_manifest_reject(r,
-                       NGX_HTTP_BAD_REQUEST, "MANIFEST_INVALID",
-                       "invalid tag: must match "
-                       "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}");
-        }
+    if (by_tag ? ngx_http_registry_is_tag(&ctx->reference)
+               : ngx_http_registry_check_digest(&ctx->reference) == NGX_OK)
+    {
+        /* a well-formed reference */
 
-    } else if (ngx_http_registry_check_digest(&ctx->reference) != NGX_OK) {
+    } else if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        return ngx_http_registry_manifest_reject(r, NGX_HTTP_NOT_FOUND,
+                                           "MANIFEST_UNKNOWN",
+                                           "manifest unknown to registry");
+
+    } else if (by_tag) {
+        return ngx_http_registry_manifest_reject(r,
+                   NGX_HTTP_BAD_REQUEST, "MANIFEST_INVALID",
+                   "invalid tag: must match "
+                   "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}");
+
+    } else {
         if (r->method == NGX_HTTP_PUT) {
             rc = ngx_http_discard_request_body(r);
             if (rc != NGX_OK) {
@@ -774,7 +794,7 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     m = ctx->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    n = 19 + m->refs.nelts + (m->type->index ? 0 : 1);
+    n = 19 + 2 * (m->refs.nelts + (m->type->index ? 0 : 1));
 
     args = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
     if (args == NULL) {
@@ -831,12 +851,25 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
 
     if (!m->type->index) {
         args[i++] = m->config.digest;
+
+        if (ngx_http_registry_keyf(r->pool, &args[i++], "%O",
+                                   m->config.size)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     d = m->refs.elts;
 
     for (n = 0; n < m->refs.nelts; n++) {
         args[i++] = d[n].digest;
+
+        if (ngx_http_registry_keyf(r->pool, &args[i++], "%O", d[n].size)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     script = ngx_http_registry_imagestream_script(&put_script,
@@ -866,6 +899,10 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
 
     if (rp->type == REDIS_REPLY_STRING) {
         return ngx_http_registry_manifest_blob_unknown(r, rp);
+    }
+
+    if (rp->type == REDIS_REPLY_ARRAY) {
+        return ngx_http_registry_manifest_size_wrong(r, rp);
     }
 
     if (rp->type != REDIS_REPLY_INTEGER || rp->integer != 1) {
@@ -1213,6 +1250,31 @@ ngx_http_registry_manifest_blob_unknown(ngx_http_request_t *r,
     }
 
     return ngx_http_registry_send_json(r, NGX_HTTP_BAD_REQUEST, body);
+}
+
+
+/* 400 MANIFEST_INVALID: {digest, stored size} of a descriptor's blob */
+
+static ngx_int_t
+ngx_http_registry_manifest_size_wrong(ngx_http_request_t *r, redisReply *rp)
+{
+    ngx_str_t  digest, size, msg;
+
+    if (ngx_http_registry_reply_str(rp, 0, &digest) != NGX_OK
+        || ngx_http_registry_reply_str(rp, 1, &size) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &msg,
+                                  "the size of descriptor %V is not the "
+                                  "blob's (%V bytes)%Z", &digest, &size)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "registry: 400 MANIFEST_INVALID: %s", msg.data);
+
+    return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST,
+                                   "MANIFEST_INVALID", (char *) msg.data);
 }
 
 

@@ -39,7 +39,7 @@ my $pid = hook_server($hook, $hook_file);
 END { kill 'TERM', $pid if $pid }
 
 my $ngx = start_nginx(port => $port, servroot => "$root/nginx", root_location => 0,
-    http_config => <<'EOF', config => <<"EOF");
+    http_config => "    registry_public_host $reg;\n" . <<'EOF', config => <<"EOF");
     registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
     registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
     registry_s3_bucket $TEST_NGINX_S3_BUCKET;
@@ -90,7 +90,7 @@ is $is->{status}{tags}[0]{tag}, '1', '... with tag 1';
 is $is->{status}{tags}[0]{items}[0]{image}, $digest, '... naming the pushed digest';
 is $is->{status}{tags}[0]{items}[0]{pushedBy}, 'ispod', '... pushed by ispod';
 is $is->{status}{tags}[0]{items}[0]{dockerImageReference}, "$reg/podproj/hello\@$digest",
-    '... its reference (the Host podman used)';
+    '... its reference (registry_public_host, as scripts/registry up sets it)';
 
 my $im;
 ($st, $im) = api($ngx, "$API/images/$digest", @auth);

@@ -122,7 +122,8 @@ for my $blob ($img->{config}, @{ $img->{layers} }) {
     is $ev->{target}{mediaType}, 'application/octet-stream', '... mediaType';
     is $ev->{target}{size}, length $blob, '... size';
     is $ev->{target}{length}, length $blob, '... length';
-    is $ev->{target}{url}, "http://localhost/v2/$R/blobs/" . d($blob), '... url';
+    is $ev->{target}{url}, "http://localhost:$port/v2/$R/blobs/" . d($blob),
+        '... url (server_name and port: no registry_public_host here)';
     is $ev->{actor}{name}, 'evalice', '... actor';
     is $ev->{request}{method}, 'POST', '... request.method';
 }
@@ -137,7 +138,7 @@ is $mev->{target}{tag}, 'v1', 'tag';
 is $mev->{target}{mediaType}, $img->{type}, 'mediaType';
 is $mev->{target}{size}, length $img->{manifest}, 'size';
 is $mev->{target}{length}, length $img->{manifest}, 'length';
-is $mev->{target}{url}, "http://localhost/v2/$R/manifests/$img->{digest}", 'url';
+is $mev->{target}{url}, "http://localhost:$port/v2/$R/manifests/$img->{digest}", 'url';
 is $mev->{actor}{name}, 'evalice', 'actor: the user the authorizer named';
 is $mev->{request}{method}, 'PUT', 'request.method';
 is $mev->{request}{host}, 'localhost', 'request.host';
