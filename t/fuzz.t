@@ -19,6 +19,7 @@ use strict;
 use warnings;
 use Test::More;
 use Cwd ();
+use File::Path qw(make_path);
 use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
@@ -49,7 +50,8 @@ my $token = admin('user', 'add', 'fuzzuser');
 remember_tokens($token);
 admin('project', 'add', 'fuzzproj');
 admin('policy', 'add-role-to-user', 'registry-editor', 'fuzzuser', '-n', 'fuzzproj');
-my $token_file = "$top/t/servroot-fuzz-token";
+make_path("$top/var/test");
+my $token_file = "$top/var/test/fuzz-token";
 {
     umask 077;
     open my $fh, '>', $token_file or die "$token_file: $!\n";
@@ -68,7 +70,7 @@ sub instance {
 # scripts/fuzz ARGS: (exit status, output); $during->() runs meanwhile
 sub run_fuzz {
     my ($during, @args) = @_;
-    my $out = "$top/t/servroot-fuzz-out.$$";
+    my $out = "$top/var/test/fuzz-out.$$";
     my $pid = fork // die "fork: $!\n";
     if (!$pid) {
         open STDOUT, '>', $out or die;
