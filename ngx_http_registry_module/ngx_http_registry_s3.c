@@ -443,8 +443,15 @@ ngx_http_registry_s3_finish(ngx_http_request_t *sr,
              * S3 away: one line when the outage starts, not one per
              * request (nginx's upstream logs each connect error anyway)
              */
-            level = ngx_http_registry_s3_unanswered++ ? NGX_LOG_INFO
-                                                      : NGX_LOG_ERR;
+            if (rc == NGX_HTTP_CLIENT_CLOSED_REQUEST) {
+                /* the client went away: not S3's fault */
+                level = NGX_LOG_INFO;
+
+            } else {
+                level = ngx_http_registry_s3_unanswered++ ? NGX_LOG_INFO
+                                                          : NGX_LOG_ERR;
+            }
+
             ngx_log_error(level, sr->connection->log, 0,
                           "registry: s3 %V \"%V\" got no answer (%i)",
                           &sr->method_name, &sr->uri, rc);
