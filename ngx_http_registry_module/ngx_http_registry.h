@@ -115,6 +115,7 @@ typedef struct {
     ngx_int_t                   redis_port;
     ngx_str_t                   redis_unix;    /* path, null-terminated */
     ngx_msec_t                  redis_timeout;
+    ngx_str_t                   redis_password; /* empty: no AUTH */
 
     ngx_http_registry_s3_conf_t s3;
 

@@ -114,6 +114,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       offsetof(ngx_http_registry_main_conf_t, redis_timeout),
       NULL },
 
+    { ngx_string("registry_redis_password"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, redis_password),
+      NULL },
+
     { ngx_string("registry_s3_endpoint"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_registry_s3_endpoint,
@@ -1049,6 +1056,10 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
         || ngx_http_registry_conf_env(cf, &mcf->s3.secret_key,
                                       "REGISTRY_S3_SECRET_KEY",
                                       "AWS_SECRET_ACCESS_KEY")
+           != NGX_CONF_OK
+        || ngx_http_registry_conf_env(cf, &mcf->redis_password,
+                                      "REGISTRY_REDIS_PASSWORD",
+                                      "REGISTRY_REDIS_PASSWORD")
            != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;

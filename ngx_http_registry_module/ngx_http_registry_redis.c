@@ -10,7 +10,8 @@
  * redisAsyncHandleRead() and redisAsyncHandleWrite().  Timeouts and
  * reconnects run on nginx timers.  Nothing here blocks: the connect is
  * non-blocking and the address is an IP or a unix socket path, never a
- * name to resolve.
+ * name to resolve.  With a password, AUTH is the first command of
+ * either connection.
  */
 
 
@@ -102,6 +103,7 @@ typedef struct {
     char                            *host;
     int                              port;
     char                            *path;      /* unix socket */
+    ngx_str_t                        password;  /* empty: no AUTH */
 
     ngx_log_t                       *log;
 
@@ -123,6 +125,8 @@ typedef struct {
     ngx_http_registry_redis_sub_pt   handler;
 
     ngx_event_t                      lost;      /* tells the handler */
+
+    unsigned                         failed:1;  /* the loss was logged */
 } ngx_http_registry_redis_sub_t;
 
 
@@ -153,6 +157,8 @@ static void ngx_http_registry_redis_conn_init(
     ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log);
 static ngx_int_t ngx_http_registry_redis_open(
     ngx_http_registry_redis_conn_t *conn, const char **detail);
+static void ngx_http_registry_redis_auth_handler(redisAsyncContext *ac,
+    void *reply, void *data);
 static void ngx_http_registry_redis_connect_handler(
     const redisAsyncContext *ac, int status);
 static void ngx_http_registry_redis_disconnect_handler(
@@ -239,6 +245,7 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 
     rs->configured = 1;
     rs->name = mcf->redis;
+    rs->password = mcf->redis_password;
     rs->log = cycle->log;
 
     rs->timeout = mcf->redis_timeout;
@@ -699,7 +706,13 @@ ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
     }
 
     if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_http_registry_redis_lost(&rs->conn, "not ready", rr->str);
+        ngx_http_registry_redis_lost(&rs->conn,
+                                     ngx_strncmp(rr->str, "NOAUTH", 6) == 0
+                                     ? "wants a password "
+                                       "(registry_redis_password or "
+                                       "REGISTRY_REDIS_PASSWORD)"
+                                     : "not ready",
+                                     rr->str);
 
         /* from a reply callback, hiredis frees the context on return */
 
@@ -930,7 +943,52 @@ ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
     conn->timer.cancelable = 1;
     ngx_add_timer(&conn->timer, rs->timeout);
 
+    /*
+     * hiredis sends its buffer in order once connected: AUTH queued now
+     * goes before any command taken during the connect.  The password is
+     * never logged, nor is the command.
+     */
+
+    if (rs->password.len
+        && redisAsyncCommand(ac, ngx_http_registry_redis_auth_handler, conn,
+                             "AUTH %b", rs->password.data,
+                             rs->password.len)
+           != REDIS_OK)
+    {
+        ngx_http_registry_redis_close(conn);
+        *detail = "AUTH not queued";
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * A refused password fails the connection: the commands queued behind
+ * AUTH get NULL replies (503) when hiredis frees the context.  A NULL
+ * reply is a loss that the connect or disconnect callback reports.
+ */
+
+static void
+ngx_http_registry_redis_auth_handler(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                      *rr;
+    ngx_http_registry_redis_conn_t  *conn;
+
+    rr = reply;
+    conn = data;
+
+    if (rr == NULL || ac != conn->ac || rr->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, "authentication failed", rr->str);
+
+    /* from a reply callback, hiredis frees the context on return */
+
+    redisAsyncFree(ac);
 }
 
 
@@ -1326,6 +1384,7 @@ ngx_http_registry_redis_subscribed(void)
 static ngx_int_t
 ngx_http_registry_redis_sub_connect(void)
 {
+    ngx_uint_t                      level;
     const char                     *detail;
     ngx_http_registry_redis_t      *rs;
     ngx_http_registry_redis_sub_t  *sub;
@@ -1336,9 +1395,11 @@ ngx_http_registry_redis_sub_connect(void)
     /* failing here, it is the caller who is told, not the handler */
 
     if (ngx_http_registry_redis_open(&sub->conn, &detail) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+        level = sub->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
+        ngx_log_error(level, rs->log, 0,
                       "registry redis \"%V\" subscriber: %s",
                       &rs->name, detail);
+        sub->failed = 1;
         return NGX_ERROR;
     }
 
@@ -1390,9 +1451,12 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
         || rr->element[0]->type != REDIS_REPLY_STRING)
     {
         if (rr->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, ngx_http_registry_redis_state.log, 0,
-                          "registry redis subscribe: %s", rr->str);
-            ngx_http_registry_redis_fail(&sub->conn, "failed");
+            ngx_http_registry_redis_lost(&sub->conn, "subscribe failed",
+                                         rr->str);
+
+            /* from a reply callback, hiredis frees the context on return */
+
+            redisAsyncFree(ac);
         }
 
         return;
@@ -1420,6 +1484,13 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
             ngx_del_timer(&sub->conn.timer);
         }
 
+        if (sub->failed) {
+            sub->failed = 0;
+            ngx_log_error(NGX_LOG_NOTICE, ngx_http_registry_redis_state.log,
+                          0, "registry redis \"%V\" subscriber restored",
+                          &ngx_http_registry_redis_state.name);
+        }
+
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_http_registry_redis_state.log,
                        0, "registry redis subscribed to \"%V\"",
                        &sub->channel);
@@ -1430,14 +1501,16 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
 
 
 /*
- * The subscriber is gone: every loss is logged, and the handler learns
- * it from a posted event, out of hiredis's callbacks.
+ * The subscriber is gone: logged once per outage (each watch during it
+ * tries again), and the handler learns it from a posted event, out of
+ * hiredis's callbacks.
  */
 
 static void
 ngx_http_registry_redis_sub_lost(ngx_http_registry_redis_conn_t *conn,
     const char *what, const char *detail)
 {
+    ngx_uint_t                      level;
     ngx_http_registry_redis_t      *rs;
     ngx_http_registry_redis_sub_t  *sub;
 
@@ -1448,9 +1521,12 @@ ngx_http_registry_redis_sub_lost(ngx_http_registry_redis_conn_t *conn,
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, rs->log, 0,
+    level = sub->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
+    ngx_log_error(level, rs->log, 0,
                   "registry redis \"%V\" subscriber %s%s%s", &rs->name, what,
                   detail ? ": " : "", detail ? detail : "");
+
+    sub->failed = 1;
 
     if (!sub->lost.posted) {
         ngx_post_event(&sub->lost, &ngx_posted_events);

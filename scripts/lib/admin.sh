@@ -25,12 +25,17 @@
 # cached by nginx last up to registry_auth_cache's valid= (10 s).
 #
 # Redis: 127.0.0.1:$REGISTRY_REDIS_PORT (6379), or the unix socket
-# $REGISTRY_REDIS_SOCKET when set.
+# $REGISTRY_REDIS_SOCKET when set.  Its password, if any, in REDISCLI_AUTH
+# (else REGISTRY_REDIS_PASSWORD), which redis-cli reads from its
+# environment: never on the command line, where any local user sees it.
 
 ADMIN_PROJECT_ROLES="registry-viewer registry-editor system:image-builder registry-admin view edit admin"
 ADMIN_CLUSTER_ROLES="system:registry system:image-pruner self-provisioner cluster-admin"
 
 admin_redis() {
+    if [ -z "${REDISCLI_AUTH:-}" ] && [ -n "${REGISTRY_REDIS_PASSWORD:-}" ]; then
+        export REDISCLI_AUTH=$REGISTRY_REDIS_PASSWORD
+    fi
     if [ -n "${REGISTRY_REDIS_SOCKET:-}" ]; then
         redis-cli -s "$REGISTRY_REDIS_SOCKET" "$@"
     else
@@ -39,9 +44,16 @@ admin_redis() {
 }
 
 admin_connect() {
+    local out
     command -v redis-cli >/dev/null || die "redis-cli is missing (scripts/registry up installs it)"
-    [ "$(admin_redis ping 2>/dev/null)" = PONG ] \
-        || die "Redis does not answer on ${REGISTRY_REDIS_SOCKET:-127.0.0.1:${REGISTRY_REDIS_PORT:-6379}} (scripts/registry up)"
+    out=$(admin_redis ping 2>&1) || true
+    case $out in
+        PONG) ;;
+        *NOAUTH*|*WRONGPASS*|*AUTH*)
+            die "Redis on ${REGISTRY_REDIS_SOCKET:-127.0.0.1:${REGISTRY_REDIS_PORT:-6379}} refused the password (REDISCLI_AUTH or REGISTRY_REDIS_PASSWORD): ${out%%$'\n'*}" ;;
+        *)
+            die "Redis does not answer on ${REGISTRY_REDIS_SOCKET:-127.0.0.1:${REGISTRY_REDIS_PORT:-6379}} (scripts/registry up)" ;;
+    esac
 }
 
 # admin_eval SCRIPT ARG...: an atomic change; prints the script's answer
@@ -293,8 +305,9 @@ admin_policy() {
     esac
 }
 
-# tables: one line a row, columns separated by tabs, aligned by column(1)
-admin_table() { column -t -s $'\t'; }
+# tables: one line a row, columns separated by tabs, aligned by column(1);
+# redis-cli --raw ends an array's last line without a newline: add it
+admin_table() { sed -e '$a\' | column -t -s $'\t'; }
 
 admin_get() {
     local what=${1:-} project=''

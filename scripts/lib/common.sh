@@ -8,6 +8,7 @@ PKGS_BUILD="nginx nginx-dev build-essential libhiredis-dev libjansson-dev libssl
 PKGS_REDIS="redis-server redis-tools"
 PKGS_RGW="ceph-mon ceph-osd radosgw ceph-common curl uuid-runtime"
 PKGS_TEST="perl libtest-base-perl curl jq podman skopeo"
+PKGS_SANITIZE="clang libclang-rt-14-dev"   # SANITIZE=1 scripts/test
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-$(basename "$0")}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
