@@ -847,6 +847,11 @@ ngx_http_registry_s3_valid_key(ngx_str_t *key)
 {
     u_char   c, *p, *last, *segment;
 
+    if (key->len == 0) {
+        /* the bucket itself; data may be NULL */
+        return NGX_OK;
+    }
+
     last = key->data + key->len;
     segment = key->data;
 
@@ -858,7 +863,7 @@ ngx_http_registry_s3_valid_key(ngx_str_t *key)
                 || (p - segment == 2 && segment[0] == '.'
                     && segment[1] == '.'))
             {
-                return (key->len == 0) ? NGX_OK : NGX_ERROR;
+                return NGX_ERROR;
             }
 
             segment = p + 1;
@@ -1228,6 +1233,11 @@ ngx_http_registry_s3_xml_value(ngx_pool_t *pool, ngx_str_t *xml,
     u_char    *p, *q, *last, *start, *end, *d;
     size_t     n, len;
     ngx_int_t  c;
+
+    if (xml->len == 0) {
+        /* data may be NULL: no pointer arithmetic on it */
+        return NGX_DECLINED;
+    }
 
     n = ngx_strlen(tag);
     last = xml->data + xml->len;
