@@ -40,7 +40,7 @@ sub worker_of {
 sub temp_files {
     my ($ngx) = @_;
     my $w = worker_of($ngx) or return -1;
-    return scalar grep { (readlink($_) // '') =~ m{/tmp/client_body/} } glob "/proc/$w/fd/*";
+    return scalar grep { (readlink($_) // '') =~ m{/client_body_temp/} } glob "/proc/$w/fd/*";
 }
 
 sub data_keys { +{ map { $_->{key} => $_->{size} } @{ s3_objects('data/') } } }

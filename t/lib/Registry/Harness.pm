@@ -31,6 +31,7 @@ use warnings;
 
 use Cwd qw(getcwd);
 use Errno qw(EAGAIN EINTR EWOULDBLOCK EINPROGRESS);
+use Fcntl qw(:flock);
 use Exporter qw(import);
 use File::Path qw(make_path remove_tree);
 use IO::Select;
@@ -116,12 +117,13 @@ http {
     access_log $root/logs/access.log;
     default_type text/plain;
     keepalive_timeout 68;
-    # Debian's nginx has /var/lib/nginx compiled in: keep every temp path here
-    client_body_temp_path $root/tmp/client_body;
-    proxy_temp_path $root/tmp/proxy;
-    fastcgi_temp_path $root/tmp/fastcgi;
-    uwsgi_temp_path $root/tmp/uwsgi;
-    scgi_temp_path $root/tmp/scgi;
+    # Debian's nginx has /var/lib/nginx compiled in: keep every temp path
+    # here, named as the real Test::Nginx names them (it clears them)
+    client_body_temp_path $root/client_body_temp;
+    proxy_temp_path $root/proxy_temp;
+    fastcgi_temp_path $root/fastcgi_temp;
+    uwsgi_temp_path $root/uwsgi_temp;
+    scgi_temp_path $root/scgi_temp;
 
 @{[ $o{http_config} // '' ]}
     server {
@@ -145,13 +147,36 @@ sub _port_open {
     return 1;
 }
 
-# free_ports($from, $n): the first port from $from on that starts $n free
-# ports in a row (something else on the machine may hold one of ours)
+# free_ports($hint, $n): the first of $n consecutive ports, from $hint on,
+# that no process listens on or holds (bind succeeds) and that no other
+# test (this suite, any checkout) has taken: each port is claimed with a
+# lock file in /tmp/registry-test-ports, held until this process exits.
+# So test files run side by side (prove -j) never share a port.
+our %PortLocks;
+sub _claim_port {
+    my ($port) = @_;
+    my $dir = ($ENV{TMPDIR} || '/tmp') . '/registry-test-ports';
+    mkdir $dir, 01777 unless -d $dir;
+    open my $fh, '>>', "$dir/$port" or die "free_ports: $dir/$port: $!\n";
+    return 0 unless flock $fh, LOCK_EX | LOCK_NB;
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+        Proto => 'tcp', ReuseAddr => 1, Listen => 1);
+    return 0 unless $s;
+    close $s;
+    $PortLocks{$port} = $fh;
+    return 1;
+}
+
 sub free_ports {
     my ($from, $n) = @_;
-    PORT: for (my $p = $from; $p < $from + 1000; $p += $n) {
+    $n ||= 1;
+    PORT: for (my $p = $from; $p + $n <= 65535 && $p < $from + 2000; $p++) {
         for my $i (0 .. $n - 1) {
-            next PORT if _port_open($p + $i);
+            next if !$PortLocks{$p + $i} && _claim_port($p + $i);
+            # taken: give back what this attempt claimed, go past it
+            close delete $PortLocks{$p + $_} for 0 .. $i - 1;
+            $p += $i;
+            next PORT;
         }
         return $p;
     }
@@ -193,7 +218,7 @@ sub start_nginx {
     # a previous run that died may have left its nginx running
     $self->stop;
     remove_tree($root) if $o{clean} // 1;
-    make_path("$root/conf", "$root/logs", "$root/html", "$root/tmp");
+    make_path("$root/conf", "$root/logs", "$root/html");
     for my $f (sort keys %{ $o{user_files} || {} }) {
         my $p = "$root/html/$f";
         (my $d = $p) =~ s{/[^/]+$}{};
