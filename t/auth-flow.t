@@ -11,10 +11,10 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use Time::HiRes qw(sleep);
-use Registry::Harness qw(start_nginx read_file);
+use Registry::Harness qw(start_nginx read_file free_ports);
 use Registry::Auth qw(admin setup_people basic leaked_tokens remember_tokens redis_cli);
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10, 2);
 my $T = setup_people();
 # repositories for the catalog (the suite's Redis is flushed per run)
 redis_cli('ZADD', 'repos', 0, $_) for qw(aproj/listed aother/hidden);

@@ -16,7 +16,7 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
-use Registry::Harness qw(start_nginx);
+use Registry::Harness qw(start_nginx free_ports);
 use Registry::Auth qw(setup_people leaked_tokens remember_tokens);
 
 for my $tool (qw(podman skopeo)) {
@@ -24,7 +24,7 @@ for my $tool (qw(podman skopeo)) {
         unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
 }
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30, 1);
 my $root = getcwd() . '/t/servroot-e2e-auth';
 my $reg = "127.0.0.1:$port";
 
