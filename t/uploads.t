@@ -45,6 +45,8 @@ add_block_preprocessor(sub {
         unless defined $block->no_error_log;
 });
 
+# the configs declare `location /`: no default root location
+no_root_location();
 no_shuffle();
 run_tests();
 

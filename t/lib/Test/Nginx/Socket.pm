@@ -17,8 +17,9 @@ package Test::Nginx::Socket;
 #     `--- more_headers` ARRAY with fewer entries than requests
 #   - a `location /` in --- config without no_root_location() (the real
 #     one adds its own and nginx refuses the duplicate)
-#   - response_headers and response_headers_like in one block (the real
-#     one checks only the first)
+#   - response_headers beside response_headers_like, or two of
+#     response_body, response_body_like and response_body_unlike in one
+#     block (the real one checks only the first)
 #
 # Supported:
 #   functions  run_tests repeat_each no_shuffle no_root_location log_level
@@ -332,6 +333,10 @@ sub _validate {
     bail_out("$name - --- response_headers and --- response_headers_like in"
         . " one block: the real Test::Nginx checks only the first")
         if defined $block->response_headers && defined $block->response_headers_like;
+    my @body = grep { defined $block->$_ }
+        qw(response_body response_body_like response_body_unlike);
+    bail_out("$name - --- @body in one block: the real Test::Nginx checks"
+        . " only the first") if @body > 1;
     my $req = $block->request;
     if (ref $req eq 'ARRAY' && @$req > 1) {
         for my $s (qw(error_code error_code_like response_headers
@@ -350,11 +355,22 @@ sub _validate {
 
 sub run_test ($) {
     my ($block) = @_;
-    my $name = $block->name;
+    _prepare($block);
+    _run($block);
+}
+
+# preprocessors, then the refusals, before any nginx starts
+sub _prepare {
+    my ($block) = @_;
     $_->($block) for @Preprocessors;
     _validate($block);
-    # requests (and their refusals) before nginx starts
-    my @reqs = _requests($block);
+    $block->{_registry_requests} = [_requests($block)];
+}
+
+sub _run {
+    my ($block) = @_;
+    my $name = $block->name;
+    my @reqs = @{ $block->{_registry_requests} };
 
     my $ngx = eval {
         Registry::Harness::start_nginx(
@@ -414,7 +430,8 @@ sub run_tests () {
         'Registry::Harness')->stop;
     require File::Path;
     File::Path::remove_tree($ServRoot);
-    run_test($_) for @blocks;
+    _prepare($_) for @blocks;
+    _run($_) for @blocks;
     Test::More::done_testing() unless Test::More->builder->has_plan;
 }
 
