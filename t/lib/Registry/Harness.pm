@@ -9,13 +9,16 @@ package Registry::Harness;
 #                           returns an instance (stop it with ->stop)
 #   http_request(%opts)     one HTTP/1.1 request on a fresh connection
 #   expand_env($text)       substitute $TEST_NGINX_* environment variables
+#   free_ports($hint, $n)   $n consecutive ports no one else uses, held
+#                           by this test file until it ends
 #
 # A plain test:
 #
 #   BEGIN { push @INC, 't/lib' }
 #   use Test::More;
-#   use Registry::Harness qw(start_nginx);
-#   my $ngx = start_nginx(port => 1985, config => 'location / { registry; }');
+#   use Registry::Harness qw(start_nginx free_ports);
+#   my $ngx = start_nginx(port => free_ports(1985, 1), root_location => 0,
+#       config => 'location / { registry; }');
 #   my $r = $ngx->request('POST', '/v2/p/n/blobs/uploads/');
 #   is $r->{status}, 202;
 #   $r = $ngx->request('PUT', "$r->{headers}{location}&digest=...", body => $data);
