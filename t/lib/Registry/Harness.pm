@@ -11,6 +11,9 @@ package Registry::Harness;
 #   expand_env($text)       substitute $TEST_NGINX_* environment variables
 #   free_ports($hint, $n)   $n consecutive ports no one else uses, held
 #                           by this test file until it ends
+#   start_redis(%opts)      a private redis-server (a file whose checks
+#                           count Redis-wide things must not share one
+#                           under prove -j); stop it with ->stop
 #
 # A plain test:
 #
@@ -42,7 +45,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
-    expand_env parse_response read_file free_ports);
+    expand_env parse_response read_file free_ports start_redis);
 
 our %Running;    # pid file => instance, stopped at exit whatever happens
 
@@ -455,9 +458,60 @@ sub parse_response {
     return $res;
 }
 
+# start_redis(port => P, root => DIR): redis-server on 127.0.0.1:P (and
+# DIR/redis.sock), state and log in DIR (default t/servroot-<file>-redis),
+# nothing kept on disk between runs. Returns {port, root, socket} with
+# ->stop (also done at exit). Dies when it does not answer within 5 s.
+our %Redis;
+sub start_redis {
+    my %o = @_;
+    my $port = $o{port} or die "start_redis: port required\n";
+    (my $file = $0) =~ s{^.*/|\.t$}{}g;
+    my $root = $o{root} // getcwd() . "/t/servroot-$file-redis";
+    my $self = bless { port => $port, root => $root, socket => "$root/redis.sock",
+        pid_file => "$root/redis.pid" }, 'Registry::Harness::Redis';
+    $self->stop;
+    remove_tree($root);
+    make_path($root);
+    open my $fh, '>', "$root/redis.conf" or die "$root/redis.conf: $!\n";
+    print $fh join '', map { "$_\n" } 'daemonize yes', "pidfile $root/redis.pid",
+        "logfile $root/redis.log", "dir $root", 'bind 127.0.0.1', "port $port",
+        "unixsocket $root/redis.sock", 'unixsocketperm 700', 'save ""',
+        'appendonly no';
+    close $fh;
+    system('redis-server', "$root/redis.conf") == 0 or die "redis-server failed\n";
+    my $deadline = time + 5;
+    until ($self->ping) {
+        die "redis on $port does not answer\n" if time > $deadline;
+        sleep 0.05;
+    }
+    $Redis{$root} = $self;
+    return $self;
+}
+
+sub Registry::Harness::Redis::ping {
+    my ($self) = @_;
+    return `redis-cli -p $self->{port} PING 2>/dev/null` =~ /PONG/;
+}
+
+# by its pid file only, never by name
+sub Registry::Harness::Redis::stop {
+    my ($self) = @_;
+    delete $Redis{ $self->{root} };
+    my $pid = read_file($self->{pid_file}) // return;
+    chomp $pid;
+    return unless $pid =~ /^\d+$/ && kill 0, $pid;
+    kill 'TERM', $pid;
+    my $deadline = time + 5;
+    sleep 0.05 while kill(0, $pid) && time < $deadline;
+    kill 'KILL', $pid if kill 0, $pid;
+    unlink $self->{pid_file};
+}
+
 END {
     local $?;    # keep the test's exit status
     $_->stop for values %Running;
+    $_->stop for values %Redis;
 }
 
 1;
