@@ -161,7 +161,8 @@ sub _port_open {
 our %PortLocks;
 sub _claim_port {
     my ($port) = @_;
-    my $dir = ($ENV{TMPDIR} || '/tmp') . '/registry-test-ports';
+    # /tmp itself, not TMPDIR: every test (and checkout) must meet there
+    my $dir = '/tmp/registry-test-ports';
     mkdir $dir, 01777 unless -d $dir;
     open my $fh, '>>', "$dir/$port" or die "free_ports: $dir/$port: $!\n";
     return 0 unless flock $fh, LOCK_EX | LOCK_NB;
