@@ -18,6 +18,13 @@ use Test::Nginx::Socket 'no_plan';
 use Test::More ();
 use Digest::SHA qw(sha256_hex);
 use Registry::Auth qw(setup_people basic redis_cli leaked_tokens remember_tokens);
+use Registry::Harness qw(start_redis free_ports);
+
+# a Redis of its own: the users, projects and cluster roles
+# of Registry::Auth are made from scratch by each auth test file, which
+# would undo one another's run side by side (prove -j)
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 60, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 
 our %T = %{ setup_people() };
 our $BAD = 'sha256~notAValidTokenAtAll000000000000000000000';
