@@ -43,7 +43,7 @@ package Test::Nginx::Socket;
 # .so paths), TEST_NGINX_SERVER_PORT (1984; a free port from there on is
 # used and exported), TEST_NGINX_SERVROOT (t/servroot-<file name>; the
 # real one exports TEST_NGINX_SERVER_ROOT only, so does this one),
-# TEST_NGINX_WORKERS, TEST_NGINX_LOG_LEVEL, TEST_NGINX_TIMEOUT (3 s a
+# TEST_NGINX_WORKERS, TEST_NGINX_LOG_LEVEL (debug), TEST_NGINX_TIMEOUT (3 s a
 # request), TEST_NGINX_NO_SHUFFLE, TEST_NGINX_REPEAT_EACH.
 #
 # Each block: write the conf, start nginx (daemon, master + workers), run the
@@ -75,7 +75,8 @@ our %Sections = map { $_ => 1 } qw(main_config http_config config user_files
 our $RepeatEach   = $ENV{TEST_NGINX_REPEAT_EACH} || 1;
 our $NoShuffle    = $ENV{TEST_NGINX_NO_SHUFFLE} || 0;
 our $NoRootLoc    = 0;
-our $LogLevel     = $ENV{TEST_NGINX_LOG_LEVEL} || 'warn';
+# debug, as the real one: a no_error_log pattern sees info and notice lines
+our $LogLevel     = $ENV{TEST_NGINX_LOG_LEVEL} || 'debug';
 our $Workers      = $ENV{TEST_NGINX_WORKERS} || 1;
 our $Master       = 1;
 our $Timeout      = $ENV{TEST_NGINX_TIMEOUT} || 3;
