@@ -66,6 +66,16 @@ EOT
 --- request
 GET /
 EOT
+    'response_body beside response_body_like' => ['', <<'EOT', qr/--- response_body response_body_like in one block/],
+=== TEST 1: both body checks
+--- config
+    location = /t { return 200 "ok"; }
+--- request
+GET /t
+--- response_body chomp
+ok
+--- response_body_like: ^ok$
+EOT
     'response_headers beside response_headers_like' => ['', <<'EOT', qr/checks only the first/],
 === TEST 1: both header checks
 --- config
