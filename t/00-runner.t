@@ -8,6 +8,115 @@ use Test::Nginx::Socket 'no_plan';
 no_shuffle();
 run_tests();
 
+# What the real Test::Nginx refuses (or silently gets wrong) the project's
+# runner refuses too, before nginx starts: each case is a small .t run in
+# a subprocess with t/lib first in @INC (the project's runner, whichever
+# runner runs this file), which must fail with the message.
+use File::Temp qw(tempdir);
+my $tmp = tempdir(CLEANUP => 1);
+sub run_block_file {
+    my ($name, $head, $blocks) = @_;
+    my $file = "$tmp/$name.t";
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh "use Test::Nginx::Socket 'no_plan';\n$head\nno_shuffle();\nrun_tests();\n"
+        . "__DATA__\n\n$blocks";
+    close $fh;
+    local $ENV{TEST_NGINX_SERVROOT} = "$tmp/servroot-$name";
+    my $out = `'$^X' -It/lib '$file' 2>&1`;
+    return ($? >> 8, $out);
+}
+
+my %refused = (
+    'unknown section' => ['', <<'EOT', qr/unknown section --- request_body/],
+=== TEST 1: a request_body section
+--- config
+    location = /t { return 200 "len=$content_length"; }
+--- request
+PUT /t
+--- request_body
+abc
+--- response_body chomp
+len=3
+EOT
+    'scalar check beside an array request' => ['', <<'EOT', qr/the expected results should be arrays as well \(--- response_body_like\)/],
+=== TEST 1: one pattern for two requests
+--- config
+    location /t/ { return 200 "ok"; }
+--- request eval
+["GET /t/a", "GET /t/b"]
+--- error_code eval
+[200, 200]
+--- response_body_like: ok
+EOT
+    'more_headers shorter than the requests' => ['', <<'EOT', qr/more_headers lacks data for the 1th request/],
+=== TEST 1: two requests, one set of headers
+--- config
+    location /t/ { return 200 "ok"; }
+--- request eval
+["GET /t/a", "GET /t/b"]
+--- more_headers eval
+["X-A: 1"]
+--- error_code eval
+[200, 200]
+EOT
+    'location / without no_root_location()' => ['', <<'EOT', qr/declares `location \/`: call no_root_location\(\)/],
+=== TEST 1: a root location of its own
+--- config
+    location / { return 200 "ok"; }
+--- request
+GET /
+EOT
+    'response_body beside response_body_like' => ['', <<'EOT', qr/--- response_body response_body_like in one block/],
+=== TEST 1: both body checks
+--- config
+    location = /t { return 200 "ok"; }
+--- request
+GET /t
+--- response_body chomp
+ok
+--- response_body_like: ^ok$
+EOT
+    'response_headers beside response_headers_like' => ['', <<'EOT', qr/checks only the first/],
+=== TEST 1: both header checks
+--- config
+    location = /t { add_header X-A 1; return 200; }
+--- request
+GET /t
+--- response_headers
+X-A: 1
+--- response_headers_like
+X-A: \d
+EOT
+);
+for my $case (sort keys %refused) {
+    my ($head, $blocks, $re) = @{ $refused{$case} };
+    (my $name = $case) =~ s/\W+/-/g;
+    my ($rc, $out) = run_block_file($name, $head, $blocks);
+    Test::More::isnt($rc, 0, "refused: $case (exit status)");
+    Test::More::like($out, qr/Bail out!.*$re/, "refused: $case (message)")
+        or Test::More::diag($out);
+    Test::More::unlike($out, qr/^ok /m, "refused: $case, before any request");
+}
+
+# the error log is searched again after each request: a line that only
+# the second request logs fails the check after the first
+my ($rc, $out) = run_block_file('errlog', '', <<'EOT');
+=== TEST 1: logged by the second request only
+--- config
+    location = /ok { return 200; }
+--- request eval
+["GET /ok", "GET /nothere"]
+--- error_code eval
+[200, 404]
+--- error_log
+No such file or directory
+EOT
+Test::More::isnt($rc, 0, 'error_log: a line logged by a later request fails the earlier check');
+Test::More::like($out, qr/^not ok .*pattern "No such file or directory".*\(req 0\)/m,
+    'error_log: the failure names request 0') or Test::More::diag($out);
+Test::More::like($out, qr/^ok .*pattern "No such file or directory".*\(req 1\)/m,
+    'error_log: and request 1 passes') or Test::More::diag($out);
+
 __DATA__
 
 === TEST 1: return with a body
@@ -37,10 +146,23 @@ GET /h
 --- response_headers
 X-Foo: bar
 !X-Bar
+--- response_body chomp
+
+
+
+=== TEST 2b: response_headers_like (never beside response_headers: the real
+one would check only that)
+--- config
+    location = /h {
+        add_header X-Foo bar;
+        return 204;
+    }
+--- request
+GET /h
+--- error_code: 204
 --- response_headers_like
 X-Foo: b.r
 Server: nginx.*
---- response_body chomp
 
 
 
@@ -71,15 +193,15 @@ len=11 method=POST
 
 
 
-=== TEST 5: --- request_body is sent as written
+=== TEST 5: a body framed by the test (Content-Length given) is sent as written
 --- config
     location = /len {
         return 200 "len=$content_length";
     }
---- request
-PUT /len
---- request_body
-ab cd
+--- request eval
+"PUT /len\nab cd\n"
+--- more_headers
+Content-Length: 6
 --- response_body chomp
 len=6
 
@@ -122,14 +244,17 @@ X-T: t
 
 
 
-=== TEST 8: a single check applies to every request of an array
+=== TEST 8: a single more_headers applies to every request of an array
 --- config
-    location / {
-        return 200 "ok $uri";
+    location /t/ {
+        return 200 "ok $uri $http_x_t";
     }
 --- request eval
-["GET /x", "GET /y"]
---- response_body_like: ^ok /[xy]$
+["GET /t/x", "GET /t/y"]
+--- more_headers
+X-T: both
+--- response_body_like eval
+["^ok /t/x both\$", "^ok /t/y both\$"]
 
 
 
@@ -137,7 +262,7 @@ X-T: t
 --- config
     location /ssi/ {
         ssi on;
-        alias $TEST_NGINX_SERVROOT/html/;
+        alias $TEST_NGINX_SERVER_ROOT/html/;
     }
 --- user_files
 >>> page.html
@@ -152,16 +277,27 @@ Transfer-Encoding: chunked
 
 
 
-=== TEST 10: $TEST_NGINX_* in config, requests and expectations
+=== TEST 10: $TEST_NGINX_* substituted in the config, not in requests
 --- config
     location = /port {
-        return 200 "port=$TEST_NGINX_SERVER_PORT $arg_p";
+        return 200 "port=$TEST_NGINX_SERVER_PORT arg=$arg_p";
     }
 --- request
 GET /port?p=$TEST_NGINX_SERVER_PORT
 --- timeout: 5
---- response_body eval
-"port=$ENV{TEST_NGINX_SERVER_PORT} $ENV{TEST_NGINX_SERVER_PORT}"
+--- response_body_like: ^port=\d+ arg=\$TEST_NGINX_SERVER_PORT$
+
+
+
+=== TEST 10b: ... and in an expected response_body string
+--- config
+    location = /port {
+        return 200 "port=$TEST_NGINX_SERVER_PORT";
+    }
+--- request
+GET /port
+--- response_body chomp
+port=$TEST_NGINX_SERVER_PORT
 
 
 
@@ -209,3 +345,14 @@ GET /nothere/file
 Transfer-Encoding: chunked
 --- response_body chomp
 te=chunked
+
+
+
+=== TEST 14: error_log is checked after each request of an array
+--- config
+--- request eval
+["GET /nothere/a", "GET /nothere/b"]
+--- error_code eval
+[404, 404]
+--- error_log
+No such file or directory

@@ -6,9 +6,10 @@ use strict;
 use warnings;
 use Test::More;
 use Cwd ();
-use Registry::Harness qw(start_nginx http_request);
+use Registry::Harness qw(start_nginx http_request free_ports);
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 1;
+# two ports of its own (free_ports: no other test file holds them)
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 1, 2);
 
 # instance A redirects to instance B, B stores files with WebDAV PUT
 my $root_b = Cwd::getcwd() . "/t/servroot-harness-b";

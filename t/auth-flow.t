@@ -11,10 +11,16 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use Time::HiRes qw(sleep);
-use Registry::Harness qw(start_nginx read_file);
+use Registry::Harness qw(start_nginx read_file free_ports start_redis);
 use Registry::Auth qw(admin setup_people basic leaked_tokens remember_tokens redis_cli);
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10, 2);
+
+# a Redis of its own: the users, projects and cluster roles
+# of Registry::Auth are made from scratch by each auth test file, which
+# would undo one another's run side by side (prove -j)
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 70, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 my $T = setup_people();
 # repositories for the catalog (the suite's Redis is flushed per run)
 redis_cli('ZADD', 'repos', 0, $_) for qw(aproj/listed aother/hidden);

@@ -18,6 +18,13 @@ use Test::Nginx::Socket 'no_plan';
 use Test::More ();
 use Digest::SHA qw(sha256_hex);
 use Registry::Auth qw(setup_people basic redis_cli leaked_tokens remember_tokens);
+use Registry::Harness qw(start_redis free_ports);
+
+# a Redis of its own: the users, projects and cluster roles
+# of Registry::Auth are made from scratch by each auth test file, which
+# would undo one another's run side by side (prove -j)
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 60, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 
 our %T = %{ setup_people() };
 our $BAD = 'sha256~notAValidTokenAtAll000000000000000000000';
@@ -78,6 +85,8 @@ add_block_preprocessor(sub {
 
 # info: the module's refusals are logged at that level
 log_level('info');
+# the configs declare `location /`: no default root location
+no_root_location();
 no_shuffle();
 run_tests();
 
@@ -106,7 +115,8 @@ __DATA__
     "DELETE /v2/aproj/app/manifests/$::ZERO",
     "GET /v2/_catalog",
 ]
---- error_code: 401
+--- error_code eval
+[(401) x 6]
 --- response_headers eval
 [
     qq{WWW-Authenticate: Bearer realm="http://localhost/openshift/token",service="localhost"\nDocker-Distribution-API-Version: registry/2.0\nContent-Type: application/json},
@@ -133,9 +143,10 @@ $::HttpConfig . "
 ["GET /v2/aproj/app/tags/list", "GET /v2/aproj/app/tags/list"]
 --- more_headers
 Host: reg.local:5000
---- error_code: 401
---- response_headers
-WWW-Authenticate: Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:aproj/app:pull"
+--- error_code eval
+[401, 401]
+--- response_headers eval
+[('WWW-Authenticate: Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:aproj/app:pull"') x 2]
 
 
 
@@ -195,7 +206,8 @@ $::UNAUTHORIZED
     "Authorization: " . ::basic('user', ''),
     "Authorization: Digest username=x",
 ]
---- error_code: 401
+--- error_code eval
+[401, 401, 401]
 
 
 
@@ -204,7 +216,8 @@ $::UNAUTHORIZED
 ["GET /v2/", "GET /openshift/token", "GET /v2/aproj/app/tags/list"]
 --- more_headers eval
 "Authorization: " . ::basic('some:name', $::T{authalice})
---- error_code: 401
+--- error_code eval
+[401, 401, 401]
 --- response_body eval
 [$::UNAUTHORIZED, $::UNAUTHORIZED, $::UNAUTHORIZED]
 
@@ -227,7 +240,8 @@ $::UNAUTHORIZED
 ["GET /v2/", "GET /v2/", "HEAD /v2/"]
 --- more_headers eval
 ::bearer('authalice')
---- error_code: 200
+--- error_code eval
+[200, 200, 200]
 --- response_body eval
 ["{}", "{}", ""]
 
@@ -238,31 +252,45 @@ $::UNAUTHORIZED
 ["GET /v2/", "GET /v2/", "GET /v2/"]
 --- more_headers eval
 ["Authorization: Bearer $::BAD", "Authorization: Bearer anonymous", "Authorization: Bearer "]
---- error_code: 401
---- response_headers_like
-WWW-Authenticate: Bearer realm=.*
+--- error_code eval
+[401, 401, 401]
+--- response_headers_like eval
+[("WWW-Authenticate: Bearer realm=.*") x 3]
 
 
 
-=== TEST 12: registry-editor: pull and push, no delete
+=== TEST 12: registry-editor: pull and push
 --- request eval
 [
     "GET /v2/aproj/app/manifests/latest",
     "GET /v2/aproj/src/tags/list",
     "POST /v2/aproj/app/blobs/uploads/",
+]
+--- more_headers eval
+::bearer('authalice')
+--- error_code eval
+[404, 200, 202]
+--- response_body eval
+[qr/MANIFEST_UNKNOWN/, '{"name":"aproj/src","tags":[]}', ""]
+--- response_headers_like eval
+["", "", "Location: /v2/aproj/app/blobs/uploads/[0-9a-f]+"]
+
+
+
+=== TEST 12b: registry-editor: no delete (each refusal logged)
+--- request eval
+[
     "DELETE /v2/aproj/app/manifests/$::ZERO",
     "DELETE /v2/aproj/app/blobs/$::ZERO",
 ]
 --- more_headers eval
 ::bearer('authalice')
 --- error_code eval
-[404, 200, 202, 403, 403]
+[403, 403]
 --- response_body eval
-[qr/MANIFEST_UNKNOWN/, '{"name":"aproj/src","tags":[]}', "", $::DENIED, $::DENIED]
+[$::DENIED, $::DENIED]
 --- response_headers eval
-["", "", "", "!WWW-Authenticate", "!WWW-Authenticate"]
---- response_headers_like eval
-["", "", "Location: /v2/aproj/app/blobs/uploads/[0-9a-f]+", "", ""]
+["!WWW-Authenticate", "!WWW-Authenticate"]
 --- error_log
 registry: 403 DENIED
 
@@ -408,9 +436,10 @@ Authorization: Bearer anonymous
 ]
 --- more_headers eval
 ::bearer('authalice')
---- error_code: 403
+--- error_code eval
+[403, 403, 403]
 --- response_body eval
-$::DENIED
+[($::DENIED) x 3]
 
 
 
@@ -443,14 +472,13 @@ $::DENIED
 ["GET /v2/_catalog", "GET /v2/_catalog"]
 --- more_headers eval
 [::bearer('authalice'), ::bearer('authroot')]
---- error_code: 200
+--- error_code eval
+[200, 200]
 --- response_body_like eval
 [
-    qr/^\{"repositories":\[("(aproj|apub)\/[^"]*",?)*\]\}$/,
+    qr/^(?!.*(?:aother|ttest|zzcatalog))\{"repositories":\[("(aproj|apub)\/[^"]*",?)*\]\}$/,
     qr/"aother\/src".*"aproj\/src"/,
 ]
---- response_body_unlike eval
-[qr/aother|ttest|zzcatalog/, qr/^\{"repositories":\[\]\}$/]
 
 
 
@@ -609,7 +637,8 @@ registry: authorizer "/missing" answered 404
 $::HttpConfig =~ s{registry_auth /_registry_auth;}{registry_auth off;}r
 --- request eval
 ["GET /v2/", "GET /openshift/token"]
---- error_code: 200
+--- error_code eval
+[200, 200]
 --- response_body eval
 ["{}", '{"token":"anonymous","access_token":"anonymous"}']
 

@@ -16,7 +16,7 @@ use warnings;
 use Test::Nginx::Socket 'no_plan';
 use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli s3
     s3_delete blob_key curl pipelined);
-use Registry::Harness qw(start_nginx);
+use Registry::Harness qw(start_nginx free_ports);
 
 our $A = random_bytes(1000) . "end of A";
 our $DA = d($A);
@@ -37,13 +37,15 @@ add_block_preprocessor(sub {
         unless defined $block->no_error_log;
 });
 
+# the configs declare `location /`: no default root location
+no_root_location();
 no_shuffle();
 run_tests();
 
 # Flows that need more than fixed requests: a presigned URL fetched from
 # S3, a blob larger than nginx's buffers, an object lost from the bucket.
 
-my $port = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+my $port = free_ports($ENV{TEST_NGINX_SERVER_PORT} + 1, 1);
 my $ngx = start_nginx(port => $port, servroot => Cwd::getcwd() . '/t/servroot-blobs-b',
     root_location => 0, http_config => "$HttpConfig    registry_s3_redirect on;\n",
     config => $Config);

@@ -16,7 +16,7 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
-use Registry::Harness qw(start_nginx);
+use Registry::Harness qw(start_nginx free_ports start_redis);
 use Registry::Auth qw(setup_people leaked_tokens remember_tokens);
 
 for my $tool (qw(podman skopeo)) {
@@ -24,7 +24,13 @@ for my $tool (qw(podman skopeo)) {
         unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
 }
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30, 1);
+
+# a Redis of its own: the users, projects and cluster roles
+# of Registry::Auth are made from scratch by each auth test file, which
+# would undo one another's run side by side (prove -j)
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 80, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 my $root = getcwd() . '/t/servroot-e2e-auth';
 my $reg = "127.0.0.1:$port";
 

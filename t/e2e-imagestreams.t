@@ -12,7 +12,7 @@ use Test::More;
 use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
 use JSON::PP;
-use Registry::Harness qw(start_nginx);
+use Registry::Harness qw(start_nginx free_ports);
 use Registry::Auth qw(admin remember_tokens);
 use Registry::Blobs qw(redis_cli);
 use Registry::Images qw(api hook_server hook_bodies);
@@ -20,7 +20,7 @@ use Registry::Images qw(api hook_server hook_bodies);
 plan skip_all => 'podman is not installed (apt-get install podman)'
     unless grep { -x "$_/podman" } split /:/, $ENV{PATH};
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 70;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 70, 2);
 my $hook = $port + 1;
 my $root = getcwd() . '/t/servroot-e2e-imagestreams';
 my $reg = "127.0.0.1:$port";

@@ -21,14 +21,14 @@ use Cwd qw(getcwd);
 use Digest::SHA qw(sha256_hex);
 use File::Path qw(make_path remove_tree);
 use Registry::Blobs qw($HttpConfig $Config random_bytes);
-use Registry::Harness qw(start_nginx read_file);
+use Registry::Harness qw(start_nginx read_file free_ports);
 
 for my $tool (qw(podman skopeo)) {
     plan skip_all => "$tool is not installed (apt-get install podman skopeo)"
         unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
 }
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20, 1);
 my $root = getcwd() . '/t/servroot-e2e';
 my $reg = "127.0.0.1:$port";
 

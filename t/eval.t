@@ -7,7 +7,12 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use Registry::Blobs qw($HttpConfig $Config redis_cli);
-use Registry::Harness qw(start_nginx free_ports);
+use Registry::Harness qw(start_nginx free_ports start_redis);
+
+# a Redis of its own: its checks count commands Redis-wide (INFO
+# commandstats), which another file run beside it (prove -j) would add to
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 30, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 
 my $ngx = start_nginx(port => free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 50, 1),
     servroot => getcwd() . '/t/servroot-eval', root_location => 0,

@@ -14,12 +14,18 @@ use Test::More;
 use Cwd qw(getcwd);
 use JSON::PP;
 use Time::HiRes qw(time sleep);
-use Registry::Harness qw(start_nginx read_file);
+use Registry::Harness qw(start_nginx read_file free_ports start_redis);
 use Registry::Auth qw(admin remember_tokens);
 use Registry::Blobs qw(redis_cli);
 use Registry::Images qw(image push_image push_blob hook_server hook_bodies d);
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 60;
+# $port .. $port + 13: three registries and four webhook receivers
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 60, 14);
+
+# a Redis of its own: it checks the length of the whole
+# events stream, which another file run beside it (prove -j) adds to
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 40, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 my ($HOOK_OK, $HOOK_DOWN, $HOOK_HANG, $HOOK_FLAKY) = map { $port + $_ } 10 .. 13;
 my $root = getcwd() . '/t/servroot-events';
 mkdir $root;

@@ -15,13 +15,18 @@ use Cwd qw(getcwd);
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time sleep);
-use Registry::Harness qw(start_nginx);
+use Registry::Harness qw(start_nginx free_ports start_redis);
 use Registry::Auth qw(admin remember_tokens);
 use Registry::Blobs ();
 use Registry::Images qw(image index_of push_image push_blob api watch_open
     watch_next watch_status d);
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 50;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 50, 2);
+
+# a Redis of its own: it trims imagestreams:log and kills every
+# pub/sub client, which would break another file's watches (prove -j)
+my $redis = start_redis(port => free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 50, 1));
+$ENV{TEST_NGINX_REDIS_PORT} = $redis->{port};
 my $HOST = 'registry.test:5000';
 
 # people

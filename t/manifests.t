@@ -143,6 +143,8 @@ add_block_preprocessor(sub {
         unless defined $block->no_error_log;
 });
 
+# the configs declare `location /`: no default root location
+no_root_location();
 no_shuffle();
 run_tests();
 
@@ -446,9 +448,8 @@ __DATA__
     "PUT /v2/mtest/img/manifests/bad\n" . substr($::oci, 0, -1) . ',"annotations":[]}',
     "PUT /v2/mtest/img/manifests/bad\n" . substr($::oci, 0, -1) . ',"artifactType":1}',
 ]
---- more_headers eval
-[""]
---- error_code: 400
+--- error_code eval
+[(400) x 13]
 --- response_body eval
 [
     qr/"MANIFEST_INVALID".*schemaVersion must be 2/,
@@ -525,8 +526,6 @@ Transfer-Encoding: chunked\r
         [$::OCI_MANIFEST, $::oci], [$::OCI_MANIFEST, $::missing]),
     "GET /v2/mtest/img/manifests/unknown",
 ]
---- more_headers eval
-[""]
 --- error_code eval
 [400, 400, 400, 400, 404]
 --- response_body eval
@@ -552,8 +551,6 @@ Transfer-Encoding: chunked\r
     "GET /v2/mtest/img/manifests/sha256:" . ('g' x 64),
     "DELETE /v2/mtest/img/manifests/sha256:abc",
 ]
---- more_headers eval
-[""]
 --- error_code eval
 [400, 400, 400, 400, 400, 404, 404, 400]
 --- response_body eval
@@ -582,7 +579,7 @@ Transfer-Encoding: chunked\r
     "GET /v2/mtest/nosuchrepo/manifests/latest",
 ]
 --- more_headers eval
-["Content-Type: $::OCI_MANIFEST"]
+["Content-Type: $::OCI_MANIFEST", ("") x 6]
 --- error_code eval
 [201, 404, 404, 404, 404, 404, 404]
 --- response_body eval
@@ -605,7 +602,7 @@ Transfer-Encoding: chunked\r
     "DELETE /v2/mtest/del1/manifests/nosuchtag",
 ]
 --- more_headers eval
-["Content-Type: $::OCI_MANIFEST"]
+["Content-Type: $::OCI_MANIFEST", ("") x 8]
 --- error_code eval
 [201, 201, 202, 404, 200, 200, 200, 404, 404]
 --- response_body eval
@@ -635,7 +632,7 @@ Transfer-Encoding: chunked\r
     "GET /v2/mtest/img/manifests/oci",
 ]
 --- more_headers eval
-["Content-Type: $::OCI_MANIFEST"]
+["Content-Type: $::OCI_MANIFEST", ("") x 14]
 --- error_code eval
 [201, 201, 201, 201, 201, 201, 202, 404, 404, 404, 200, 202, 200, 404, 200]
 --- response_body eval

@@ -16,10 +16,10 @@ use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(sleep time);
-use Registry::Harness qw(start_nginx http_request parse_response read_file);
+use Registry::Harness qw(start_nginx http_request parse_response read_file free_ports);
 
-my $port = ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20;
-my $rport = ($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 20;
+my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20, 1);
+my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 20, 1);
 my $s3port = $ENV{TEST_NGINX_S3_PORT} || 17480;
 my $bucket = $ENV{TEST_NGINX_S3_BUCKET} || 'registry-test';
 my $root = Cwd::getcwd() . '/t/servroot-redis';

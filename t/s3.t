@@ -15,13 +15,17 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use File::Path qw(make_path);
-use Registry::Blobs qw($HttpConfig $Config d random_bytes s3 s3_objects
+use Registry::Blobs qw(own_bucket $HttpConfig $Config d random_bytes s3 s3_objects
     s3_uploads blob_key);
 use Registry::Harness qw(start_nginx nginx_conf nginx_binary free_ports);
 
 my $MiB = 1024 * 1024;
 my $top = getcwd();
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 40, 10);
+
+# a bucket of its own: it checks that no object is added bucket-wide,
+# which another file pushing beside it (prove -j) would break
+own_bucket('registry-test-s3');
 
 my $health = "    location = /healthz { registry_health; }\n";
 

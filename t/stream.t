@@ -15,13 +15,17 @@ use Test::More;
 use Cwd ();
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
-use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli
+use Registry::Blobs qw(own_bucket $HttpConfig $Config d random_bytes redis_cli
     s3_objects blob_key curl);
 use Registry::Harness qw(start_nginx read_file free_ports);
 
 my $MiB = 1024 * 1024;
 my $top = Cwd::getcwd();
 my $base = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 80, 10);
+
+# a bucket of its own: it checks that no object is added bucket-wide,
+# which another file pushing beside it (prove -j) would break
+own_bucket('registry-test-stream');
 
 my $On = start_nginx(port => $base, servroot => "$top/t/servroot-stream-on",
     root_location => 0, http_config => $HttpConfig, config => $Config);
@@ -40,7 +44,7 @@ sub worker_of {
 sub temp_files {
     my ($ngx) = @_;
     my $w = worker_of($ngx) or return -1;
-    return scalar grep { (readlink($_) // '') =~ m{/tmp/client_body/} } glob "/proc/$w/fd/*";
+    return scalar grep { (readlink($_) // '') =~ m{/client_body_temp/} } glob "/proc/$w/fd/*";
 }
 
 sub data_keys { +{ map { $_->{key} => $_->{size} } @{ s3_objects('data/') } } }

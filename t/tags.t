@@ -84,6 +84,8 @@ add_block_preprocessor(sub {
         unless defined $block->no_error_log;
 });
 
+# the configs declare `location /`: no default root location
+no_root_location();
 no_shuffle();
 run_tests();
 
@@ -190,8 +192,10 @@ __DATA__
     "GET /v2/ttest/app/tags/list?n=1.5",
     "GET /v2/_catalog?n=x",
 ]
---- error_code: 400
---- response_body_like: ^\{"errors":\[\{"code":"UNSUPPORTED","message":"n must be a non-negative integer"\}\]\}$
+--- error_code eval
+[(400) x 5]
+--- response_body_like eval
+[('^\{"errors":\[\{"code":"UNSUPPORTED","message":"n must be a non-negative integer"\}\]\}$') x 5]
 
 
 

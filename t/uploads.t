@@ -24,7 +24,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli s3
     s3_objects s3_uploads s3_delete blob_key curl);
-use Registry::Harness qw(start_nginx read_file);
+use Registry::Harness qw(start_nginx read_file free_ports);
 
 our $X = random_bytes(2000);
 our $DX = d($X);
@@ -45,11 +45,14 @@ add_block_preprocessor(sub {
         unless defined $block->no_error_log;
 });
 
+# the configs declare `location /`: no default root location
+no_root_location();
 no_shuffle();
 run_tests();
 
 my $MiB = 1024 * 1024;
-my $port = $ENV{TEST_NGINX_SERVER_PORT} + 1;
+# instance($n) listens on $port + $n, n = 1 .. 4
+my $port = free_ports($ENV{TEST_NGINX_SERVER_PORT} + 1, 4) - 1;
 my $top = Cwd::getcwd();
 
 sub instance {

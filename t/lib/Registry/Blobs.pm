@@ -31,7 +31,8 @@ use Exporter qw(import);
 use Digest::SHA qw(sha256_hex);
 
 our @EXPORT_OK = qw($HttpConfig $Config d random_bytes redis_cli s3
-    s3_objects s3_uploads s3_delete blob_key curl uri_escape pipelined);
+    s3_objects s3_uploads s3_delete blob_key curl uri_escape pipelined
+    own_bucket);
 
 our $HttpConfig = <<'_EOC_';
     registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
@@ -131,6 +132,19 @@ sub s3 {
         $h{lc $1} = $2 if $l =~ /^([^:]+):\s*(.*)$/;
     }
     return { status => $status, headers => \%h, body => $body // '' };
+}
+
+# own_bucket($name): a bucket of this file's own (created if missing),
+# made TEST_NGINX_S3_BUCKET for what follows: the configs and s3().
+# For a file whose checks list the whole bucket ("no new object"), which
+# another file pushing beside it (prove -j) would break.
+sub own_bucket {
+    my ($name) = @_;
+    $ENV{TEST_NGINX_S3_BUCKET} = $name;
+    my $r = s3('PUT', '');
+    die "CreateBucket $name: $r->{status} $r->{body}\n"
+        unless $r->{status} == 200 || $r->{body} =~ /BucketAlreadyOwnedByYou/;
+    return $name;
 }
 
 sub s3_objects {

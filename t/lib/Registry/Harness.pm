@@ -9,13 +9,19 @@ package Registry::Harness;
 #                           returns an instance (stop it with ->stop)
 #   http_request(%opts)     one HTTP/1.1 request on a fresh connection
 #   expand_env($text)       substitute $TEST_NGINX_* environment variables
+#   free_ports($hint, $n)   $n consecutive ports no one else uses, held
+#                           by this test file until it ends
+#   start_redis(%opts)      a private redis-server (a file whose checks
+#                           count Redis-wide things must not share one
+#                           under prove -j); stop it with ->stop
 #
 # A plain test:
 #
 #   BEGIN { push @INC, 't/lib' }
 #   use Test::More;
-#   use Registry::Harness qw(start_nginx);
-#   my $ngx = start_nginx(port => 1985, config => 'location / { registry; }');
+#   use Registry::Harness qw(start_nginx free_ports);
+#   my $ngx = start_nginx(port => free_ports(1985, 1), root_location => 0,
+#       config => 'location / { registry; }');
 #   my $r = $ngx->request('POST', '/v2/p/n/blobs/uploads/');
 #   is $r->{status}, 202;
 #   $r = $ngx->request('PUT', "$r->{headers}{location}&digest=...", body => $data);
@@ -31,6 +37,7 @@ use warnings;
 
 use Cwd qw(getcwd);
 use Errno qw(EAGAIN EINTR EWOULDBLOCK EINPROGRESS);
+use Fcntl qw(:flock);
 use Exporter qw(import);
 use File::Path qw(make_path remove_tree);
 use IO::Select;
@@ -38,7 +45,7 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
-    expand_env parse_response read_file free_ports);
+    expand_env parse_response read_file free_ports start_redis);
 
 our %Running;    # pid file => instance, stopped at exit whatever happens
 
@@ -116,12 +123,13 @@ http {
     access_log $root/logs/access.log;
     default_type text/plain;
     keepalive_timeout 68;
-    # Debian's nginx has /var/lib/nginx compiled in: keep every temp path here
-    client_body_temp_path $root/tmp/client_body;
-    proxy_temp_path $root/tmp/proxy;
-    fastcgi_temp_path $root/tmp/fastcgi;
-    uwsgi_temp_path $root/tmp/uwsgi;
-    scgi_temp_path $root/tmp/scgi;
+    # Debian's nginx has /var/lib/nginx compiled in: keep every temp path
+    # here, named as the real Test::Nginx names them (it clears them)
+    client_body_temp_path $root/client_body_temp;
+    proxy_temp_path $root/proxy_temp;
+    fastcgi_temp_path $root/fastcgi_temp;
+    uwsgi_temp_path $root/uwsgi_temp;
+    scgi_temp_path $root/scgi_temp;
 
 @{[ $o{http_config} // '' ]}
     server {
@@ -145,13 +153,37 @@ sub _port_open {
     return 1;
 }
 
-# free_ports($from, $n): the first port from $from on that starts $n free
-# ports in a row (something else on the machine may hold one of ours)
+# free_ports($hint, $n): the first of $n consecutive ports, from $hint on,
+# that no process listens on or holds (bind succeeds) and that no other
+# test (this suite, any checkout) has taken: each port is claimed with a
+# lock file in /tmp/registry-test-ports, held until this process exits.
+# So test files run side by side (prove -j) never share a port.
+our %PortLocks;
+sub _claim_port {
+    my ($port) = @_;
+    # /tmp itself, not TMPDIR: every test (and checkout) must meet there
+    my $dir = '/tmp/registry-test-ports';
+    mkdir $dir, 01777 unless -d $dir;
+    open my $fh, '>>', "$dir/$port" or die "free_ports: $dir/$port: $!\n";
+    return 0 unless flock $fh, LOCK_EX | LOCK_NB;
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+        Proto => 'tcp', ReuseAddr => 1, Listen => 1);
+    return 0 unless $s;
+    close $s;
+    $PortLocks{$port} = $fh;
+    return 1;
+}
+
 sub free_ports {
     my ($from, $n) = @_;
-    PORT: for (my $p = $from; $p < $from + 1000; $p += $n) {
+    $n ||= 1;
+    PORT: for (my $p = $from; $p + $n <= 65535 && $p < $from + 2000; $p++) {
         for my $i (0 .. $n - 1) {
-            next PORT if _port_open($p + $i);
+            next if !$PortLocks{$p + $i} && _claim_port($p + $i);
+            # taken: give back what this attempt claimed, go past it
+            close delete $PortLocks{$p + $_} for 0 .. $i - 1;
+            $p += $i;
+            next PORT;
         }
         return $p;
     }
@@ -193,7 +225,7 @@ sub start_nginx {
     # a previous run that died may have left its nginx running
     $self->stop;
     remove_tree($root) if $o{clean} // 1;
-    make_path("$root/conf", "$root/logs", "$root/html", "$root/tmp");
+    make_path("$root/conf", "$root/logs", "$root/html");
     for my $f (sort keys %{ $o{user_files} || {} }) {
         my $p = "$root/html/$f";
         (my $d = $p) =~ s{/[^/]+$}{};
@@ -427,9 +459,60 @@ sub parse_response {
     return $res;
 }
 
+# start_redis(port => P, root => DIR): redis-server on 127.0.0.1:P (and
+# DIR/redis.sock), state and log in DIR (default t/servroot-<file>-redis),
+# nothing kept on disk between runs. Returns {port, root, socket} with
+# ->stop (also done at exit). Dies when it does not answer within 5 s.
+our %Redis;
+sub start_redis {
+    my %o = @_;
+    my $port = $o{port} or die "start_redis: port required\n";
+    (my $file = $0) =~ s{^.*/|\.t$}{}g;
+    my $root = $o{root} // getcwd() . "/t/servroot-$file-redis";
+    my $self = bless { port => $port, root => $root, socket => "$root/redis.sock",
+        pid_file => "$root/redis.pid" }, 'Registry::Harness::Redis';
+    $self->stop;
+    remove_tree($root);
+    make_path($root);
+    open my $fh, '>', "$root/redis.conf" or die "$root/redis.conf: $!\n";
+    print $fh join '', map { "$_\n" } 'daemonize yes', "pidfile $root/redis.pid",
+        "logfile $root/redis.log", "dir $root", 'bind 127.0.0.1', "port $port",
+        "unixsocket $root/redis.sock", 'unixsocketperm 700', 'save ""',
+        'appendonly no';
+    close $fh;
+    system('redis-server', "$root/redis.conf") == 0 or die "redis-server failed\n";
+    my $deadline = time + 5;
+    until ($self->ping) {
+        die "redis on $port does not answer\n" if time > $deadline;
+        sleep 0.05;
+    }
+    $Redis{$root} = $self;
+    return $self;
+}
+
+sub Registry::Harness::Redis::ping {
+    my ($self) = @_;
+    return `redis-cli -p $self->{port} PING 2>/dev/null` =~ /PONG/;
+}
+
+# by its pid file only, never by name
+sub Registry::Harness::Redis::stop {
+    my ($self) = @_;
+    delete $Redis{ $self->{root} };
+    my $pid = read_file($self->{pid_file}) // return;
+    chomp $pid;
+    return unless $pid =~ /^\d+$/ && kill 0, $pid;
+    kill 'TERM', $pid;
+    my $deadline = time + 5;
+    sleep 0.05 while kill(0, $pid) && time < $deadline;
+    kill 'KILL', $pid if kill 0, $pid;
+    unlink $self->{pid_file};
+}
+
 END {
     local $?;    # keep the test's exit status
     $_->stop for values %Running;
+    $_->stop for values %Redis;
 }
 
 1;
