@@ -413,6 +413,8 @@ my $first = substr($blob, 0, 64 * $MiB);
 # --- 4. RGW's radosgw killed mid-PATCH ------------------------------------
 
 SKIP: {
+    # nothing else may use the suite's RGW while it is down (prove -j)
+    Registry::Harness::exclusive_services();
     skip "no radosgw pid file under $rgw_root", 10 unless rgw_pid();
     my $blob = random_bytes(64 * $MiB + 3 * $MiB);
     my $loc = post('fault/rgw');
@@ -437,6 +439,7 @@ SKIP: {
     note sprintf 'radosgw back in %.1f s', time - $t0;
     finish_upload($loc, 'fault/rgw', $blob, 0, 'RGW back');
 }
+Registry::Harness::shared_services();
 
 # --- 5. orphans: Redis killed during a streamed push; Redis out of memory --
 

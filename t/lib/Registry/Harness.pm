@@ -45,7 +45,8 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
-    expand_env parse_response read_file free_ports start_redis);
+    expand_env parse_response read_file free_ports start_redis
+    exclusive_services shared_services);
 
 our %Running;    # pid file => instance, stopped at exit whatever happens
 
@@ -189,6 +190,27 @@ sub free_ports {
     }
     die "no $n free ports from $from on\n";
 }
+
+# The suite's shared Redis and RGW (one per TEST_NGINX_S3_PORT): every test
+# process holds a shared lock on them from the moment this module loads; a
+# file that stops or kills one of them takes the lock exclusively for that
+# part (exclusive_services), so under prove -j nothing runs beside it.
+# flock converts the lock in place, so two converting files cannot deadlock.
+our $ServicesLock;
+sub _services_lock {
+    my ($mode) = @_;
+    unless ($ServicesLock) {
+        my $dir = '/tmp/registry-test-ports';
+        mkdir $dir, 01777 unless -d $dir;
+        my $port = $ENV{TEST_NGINX_S3_PORT} // 'none';
+        open $ServicesLock, '>>', "$dir/services-$port.lock"
+            or die "services lock: $!\n";
+    }
+    flock $ServicesLock, $mode or die "services lock: $!\n";
+}
+sub exclusive_services { _services_lock(LOCK_EX) }
+sub shared_services    { _services_lock(LOCK_SH) }
+shared_services();
 
 # pid is a live, non-zombie process named nginx
 sub _nginx_alive {
