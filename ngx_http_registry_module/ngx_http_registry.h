@@ -253,11 +253,15 @@ struct ngx_http_registry_ctx_s {
 
     off_t                           body_bytes;  /* seen by the filter */
 
+    /* errors.c: nginx's own error page, sent as this instead */
+    ngx_str_t                       error_body;
+
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
     unsigned                        reading_body:1;
     unsigned                        body_starting:1;
     unsigned                        hash_body:1;
+    unsigned                        error_page:1;
 };
 
 
@@ -405,6 +409,8 @@ ngx_int_t ngx_http_registry_api_handler(ngx_http_request_t *r,
 ngx_uint_t ngx_http_registry_api_uri(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_api_status(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
+json_t *ngx_http_registry_api_status_json(ngx_uint_t status,
+    const char *message);
 ngx_int_t ngx_http_registry_image_prepare(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
 const char *ngx_http_registry_imagestream_script(const char **cache,
@@ -538,6 +544,14 @@ ngx_int_t ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *key,
     ngx_http_registry_step_pt next);
 ngx_int_t ngx_http_registry_stream_init(ngx_conf_t *cf);
+
+/*
+ * nginx's own error pages (a bad chunked body, a body over
+ * client_max_body_size, a handler's bare status) in a registry location
+ * go out as an OCI error body (a Status under /apis/), status and
+ * headers kept (errors.c).
+ */
+ngx_int_t ngx_http_registry_errors_init(ngx_conf_t *cf);
 
 /*
  * Operation builders: they fill *op (keys, upload ids and bodies are

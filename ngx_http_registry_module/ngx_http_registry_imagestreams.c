@@ -1249,7 +1249,22 @@ ngx_int_t
 ngx_http_registry_api_status(ngx_http_request_t *r, ngx_uint_t status,
     const char *message)
 {
-    json_t      *json;
+    json_t  *json;
+
+    json = ngx_http_registry_api_status_json(status, message);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_send_json(r, status, json);
+}
+
+
+/* the Status alone: errors.c puts it in place of nginx's error pages */
+
+json_t *
+ngx_http_registry_api_status_json(ngx_uint_t status, const char *message)
+{
     const char  *reason;
 
     switch (status) {
@@ -1274,6 +1289,10 @@ ngx_http_registry_api_status(ngx_http_request_t *r, ngx_uint_t status,
         reason = "MethodNotAllowed";
         break;
 
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        reason = "RequestEntityTooLarge";
+        break;
+
     case NGX_HTTP_SERVICE_UNAVAILABLE:
         reason = "ServiceUnavailable";
         break;
@@ -1282,15 +1301,10 @@ ngx_http_registry_api_status(ngx_http_request_t *r, ngx_uint_t status,
         reason = (status >= 500) ? "InternalError" : "BadRequest";
     }
 
-    json = json_pack("{s:s,s:s,s:{},s:s,s:s,s:s,s:i}",
+    return json_pack("{s:s,s:s,s:{},s:s,s:s,s:s,s:i}",
                      "kind", "Status", "apiVersion", "v1", "metadata",
                      "status", "Failure", "message", message,
                      "reason", reason, "code", (int) status);
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_send_json(r, status, json);
 }
 
 

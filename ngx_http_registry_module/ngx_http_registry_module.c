@@ -1315,8 +1315,10 @@ ngx_http_registry_postconfiguration(ngx_conf_t *cf)
         }
     }
 
+    /* errors.c's filters first: stream.c's swallow S3's pages before */
     if (ngx_http_registry_body_init(cf) != NGX_OK
         || ngx_http_registry_auth_init(cf) != NGX_OK
+        || ngx_http_registry_errors_init(cf) != NGX_OK
         || ngx_http_registry_stream_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
