@@ -34,13 +34,18 @@ use IO::Socket::UNIX;
 use IO::Select;
 use POSIX ();
 use Time::HiRes qw(sleep time);
-use Registry::Blobs qw($HttpConfig $Config d random_bytes s3_objects s3_uploads);
+use Registry::Blobs qw($HttpConfig $Config d random_bytes s3_objects s3_uploads
+    own_bucket);
 use Registry::Harness qw(start_nginx read_file free_ports http_request);
 
 plan skip_all => 'redis-server and redis-cli are needed'
     if system('command -v redis-server redis-cli >/dev/null 2>&1') != 0;
 
 my $MiB = 1024 * 1024;
+# the suite's bucket, for scripts/rgw; this file lists what it stored, so
+# it stores in a bucket of its own (files beside it under prove -j push too)
+my $suite_bucket = $ENV{TEST_NGINX_S3_BUCKET};
+own_bucket('registry-test-faults');
 my $top = Cwd::getcwd();
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 100, 1);
 my $root = "$top/t/servroot-faults-uploads";
@@ -132,7 +137,7 @@ my $rgw_killed = 0;
 sub rgw_start {
     local $ENV{RGW_ROOT} = $rgw_root;
     local $ENV{RGW_PORT} = $ENV{TEST_NGINX_S3_PORT};
-    local $ENV{RGW_BUCKET} = $ENV{TEST_NGINX_S3_BUCKET};
+    local $ENV{RGW_BUCKET} = $suite_bucket;
     local $ENV{RGW_ACCESS_KEY} = $ENV{TEST_NGINX_S3_ACCESS_KEY};
     local $ENV{RGW_SECRET_KEY} = $ENV{TEST_NGINX_S3_SECRET_KEY};
     my $ok = system("'$top/scripts/rgw' start >>'$root/rgw-start.log' 2>&1") == 0;
