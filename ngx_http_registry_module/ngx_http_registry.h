@@ -277,7 +277,7 @@ typedef struct {
 
 /*
  * A manifest being pushed, kept in ctx->data until the answer
- * (manifests.c); imagestreams.c makes its Image object from it.
+ * (manifest_put.c); imagestreams.c makes its Image object from it.
  */
 typedef struct {
     json_t                         *json;      /* freed with the pool */
@@ -405,6 +405,18 @@ ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+
+/*
+ * Manifest PUT (manifest_put.c), for the manifest handler (manifests.c).
+ * ngx_http_registry_manifest_reject() answers an error before a body is
+ * read, discarding the body of a PUT.
+ */
+#define NGX_HTTP_REGISTRY_OCI_INDEX  "application/vnd.oci.image.index.v1+json"
+
+ngx_int_t ngx_http_registry_manifest_put(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag);
+ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
 
 /*
  * Image streams, images and their API (imagestreams.c).
