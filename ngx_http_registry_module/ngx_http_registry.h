@@ -281,7 +281,7 @@ typedef struct {
 
 /*
  * A manifest being pushed, kept in ctx->data until the answer
- * (manifests.c); imagestreams.c makes its Image object from it.
+ * (manifest_put.c); imagestreams.c makes its Image object from it.
  */
 typedef struct {
     json_t                         *json;      /* freed with the pool */
@@ -337,17 +337,15 @@ ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
 
 /*
  * Authorization (auth.c): an access-phase handler for registry locations
- * that asks the location named by "registry_auth" through a subrequest,
- * with decisions cached in shared memory; the token endpoint; and the
- * default Redis-backed authorizer ("registry_authorizer").
+ * that asks the location named by "registry_auth" through a subrequest;
+ * ngx_http_registry_auth_challenge() adds its WWW-Authenticate header.
  */
+extern ngx_str_t  ngx_http_registry_auth_actions[];
+
 char *ngx_http_registry_auth_location(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_registry_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_int_t ngx_http_registry_auth_init(ngx_conf_t *cf);
-ngx_int_t ngx_http_registry_authorizer_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_token_handler(ngx_http_request_t *r,
+ngx_int_t ngx_http_registry_auth_challenge(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 /* whether the user may pull the repository (the image API's filter) */
 ngx_uint_t ngx_http_registry_auth_may_list(ngx_http_request_t *r,
@@ -355,6 +353,28 @@ ngx_uint_t ngx_http_registry_auth_may_list(ngx_http_request_t *r,
 /* the catalog's: "*", or the projects whose repositories are listed */
 void ngx_http_registry_auth_listable(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *projects);
+
+/* the authorizer's decisions in shared memory (auth_cache.c) */
+char *ngx_http_registry_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_registry_auth_cache_get(ngx_http_request_t *r,
+    u_char *key, ngx_uint_t *status, ngx_str_t *user, ngx_str_t *projects);
+void ngx_http_registry_auth_cache_put(ngx_http_request_t *r, u_char *key,
+    ngx_uint_t status, ngx_str_t *user, ngx_str_t *projects);
+
+/*
+ * The token endpoint and the default Redis-backed authorizer
+ * ("registry_authorizer") (authorizer.c).  auth_credentials() reads the
+ * token of an Authorization header (NGX_DECLINED: unreadable);
+ * auth_find() a header by name.
+ */
+ngx_int_t ngx_http_registry_authorizer_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_token_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_auth_credentials(ngx_pool_t *pool,
+    ngx_table_elt_t *h, ngx_str_t *token);
+ngx_table_elt_t *ngx_http_registry_auth_find(ngx_list_t *headers,
+    const char *name);
 
 /* router: /v2/ and friends */
 ngx_int_t ngx_http_registry_route(ngx_http_request_t *r,
@@ -389,6 +409,18 @@ ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+
+/*
+ * Manifest PUT (manifest_put.c), for the manifest handler (manifests.c).
+ * ngx_http_registry_manifest_reject() answers an error before a body is
+ * read, discarding the body of a PUT.
+ */
+#define NGX_HTTP_REGISTRY_OCI_INDEX  "application/vnd.oci.image.index.v1+json"
+
+ngx_int_t ngx_http_registry_manifest_put(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag);
+ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *message);
 
 /*
  * Image streams, images and their API (imagestreams.c).

@@ -1,58 +1,29 @@
 
 /*
- * Authorization, as the OpenShift integrated registry does it.
+ * Authorization, as the OpenShift integrated registry does it: an
+ * access-phase handler for "registry" locations.  It reads the client's
+ * credentials (Bearer T, or Basic with the password as T and the user
+ * name ignored), asks the location named by "registry_auth" through a
+ * subrequest whether T may do the request's action on its repository,
+ * and answers 401 (with the Bearer challenge) or 403 for a refusal.
+ * Decisions are cached (auth_cache.c) keyed by SHA-256(token "\n"
+ * repository "\n" action): never the token itself.  For a
+ * cross-repository mount, pull on the source repository is asked too; a
+ * refusal only sets ctx->mount_denied (a new upload session is started,
+ * revealing nothing).
  *
- * 1. An access-phase handler for "registry" locations.  It reads the
- *    client's credentials (Bearer T, or Basic with the password as T and
- *    the user name ignored), asks the location named by "registry_auth"
- *    through a subrequest whether T may do the request's action on its
- *    repository, and answers 401 (with the Bearer challenge) or 403 for
- *    a refusal.  Decisions are cached in a shared memory zone keyed by
- *    SHA-256(token "\n" repository "\n" action): never the token itself.
- *    For a cross-repository mount, pull on the source repository is asked
- *    too; a refusal only sets ctx->mount_denied (a new upload session is
- *    started, revealing nothing).
+ * The subrequest is a GET with an empty body and only these headers:
  *
- *    The subrequest is a GET with an empty body and only these headers:
+ *     Authorization: Bearer T     absent for anonymous requests
+ *     X-Registry-Action           pull, push, delete, list or none
+ *     X-Registry-Repository       <project>/<image> (pull, push, delete)
+ *     X-Registry-Project          <project>
  *
- *        Authorization: Bearer T     absent for anonymous requests
- *        X-Registry-Action           pull, push, delete, list or none
- *        X-Registry-Repository       <project>/<image> (pull, push, delete)
- *        X-Registry-Project          <project>
- *
- *    2xx allows; the answer may name the user (X-Registry-User) and, for
- *    "list" (the catalog), the projects the user may pull
- *    (X-Registry-Projects: "*" or "p1,p2").  401 and 403 refuse; 502,
- *    503 and 504 are 503 UNAVAILABLE (logged once per outage); anything
- *    else is a 500, logged.
- *
- * 2. GET /openshift/token: the token endpoint of the Docker token flow.
- *    The token is the user's own: with valid Basic credentials it answers
- *    {"token":T,"access_token":T}; without credentials the token
- *    "anonymous", which the registry treats as no credentials.
- *
- * 3. The default authorizer ("registry_authorizer"), backed by Redis, one
- *    EVAL per decision.  Layout (U = user, P = project, H = hex SHA-256
- *    of a token; tokens themselves are never stored):
- *
- *      auth:users              set of U
- *      auth:user:U             hash: created
- *      auth:user:U:tokens      set of H (revocation of all of U's tokens)
- *      auth:token:H            hash: user, sha (H again), created
- *      auth:projects           set of P
- *      auth:project:P          hash: public (1 or 0), created, creator
- *      auth:rb:P               set of U bound to a role in P
- *      auth:rb:P:U             set of U's roles in P
- *      auth:clusterroles:U     set of U's cluster roles
- *      auth:clusterusers       set of U with a cluster role
- *
- *    Project roles: registry-viewer (pull), registry-editor and
- *    system:image-builder (pull, push), registry-admin (pull, push,
- *    delete); OpenShift's view, edit and admin grant the same.  Cluster
- *    roles: system:registry (pull anywhere), system:image-pruner (delete
- *    anywhere), self-provisioner (push into an unknown project creates
- *    it, the pusher being its registry-admin), cluster-admin (all).  A
- *    public project lets anyone pull, anonymous included.
+ * 2xx allows; the answer may name the user (X-Registry-User) and, for
+ * "list" (the catalog), the projects the user may pull
+ * (X-Registry-Projects: "*" or "p1,p2").  401 and 403 refuse; 502, 503
+ * and 504 are 503 UNAVAILABLE (logged once per outage); anything else is
+ * a 500, logged.  The default authorizer is in authorizer.c.
  *
  * Credentials never reach a log or an error body: only their hashes are
  * used as keys, and no message here prints a header.
@@ -61,30 +32,8 @@
 
 #include "ngx_http_registry.h"
 
-#include <openssl/crypto.h>
 
-
-#define NGX_HTTP_REGISTRY_AUTH_DATA   240   /* user + projects, cached */
-#define NGX_HTTP_REGISTRY_AUTH_PROBE  8     /* slots tried per key */
 #define NGX_HTTP_REGISTRY_AUTH_USER   255   /* longest user name kept */
-
-
-/* a cached decision */
-typedef struct {
-    u_char                      key[SHA256_DIGEST_LENGTH];
-    time_t                      expires;       /* 0: free */
-    uint16_t                    status;
-    uint8_t                     user_len;
-    uint8_t                     projects_len;
-    u_char                      data[NGX_HTTP_REGISTRY_AUTH_DATA];
-} ngx_http_registry_auth_entry_t;
-
-
-/* the whole zone: a fixed table, open addressing, bounded probing */
-typedef struct {
-    ngx_uint_t                       n;
-    ngx_http_registry_auth_entry_t  *entries;
-} ngx_http_registry_auth_table_t;
 
 
 /* a request's authorization, in ctx->auth */
@@ -126,29 +75,13 @@ static ngx_int_t ngx_http_registry_auth_push_header(ngx_http_request_t *sr,
     const char *name, ngx_str_t *value, ngx_table_elt_t **elt);
 static ngx_int_t ngx_http_registry_auth_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static ngx_int_t ngx_http_registry_auth_challenge(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_auth_credentials(ngx_pool_t *pool,
-    ngx_table_elt_t *h, ngx_str_t *token);
-static ngx_table_elt_t *ngx_http_registry_auth_find(ngx_list_t *headers,
-    const char *name);
 static void ngx_http_registry_auth_key(ngx_http_registry_auth_t *a);
-static ngx_int_t ngx_http_registry_auth_cache_get(ngx_http_request_t *r,
-    ngx_http_registry_auth_t *a);
-static void ngx_http_registry_auth_cache_put(ngx_http_request_t *r,
-    ngx_http_registry_auth_t *a);
-static ngx_int_t ngx_http_registry_auth_init_zone(ngx_shm_zone_t *shm_zone,
-    void *data);
-static ngx_int_t ngx_http_registry_authorizer_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_authorizer_answer(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *user, ngx_str_t *projects);
 static ngx_int_t ngx_http_registry_auth_user_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-/* indexed by NGX_HTTP_REGISTRY_ACTION_* */
-static ngx_str_t  ngx_http_registry_auth_actions[] = {
+/* indexed by NGX_HTTP_REGISTRY_ACTION_* (the authorizer reads them too) */
+ngx_str_t  ngx_http_registry_auth_actions[] = {
     ngx_string("none"),
     ngx_string("pull"),
     ngx_string("push"),
@@ -160,91 +93,6 @@ static ngx_str_t  ngx_http_registry_auth_actions[] = {
 static const char  *ngx_http_registry_auth_scopes[] = {
     NULL, "pull", "pull,push", "delete", NULL
 };
-
-
-/*
- * The default authorizer's decision.  ARGV: the token's hex SHA-256
- * ("" for anonymous), the project, the action.  Returns {status, user,
- * projects (list only), the stored hash of the token}; the caller
- * compares that hash with its own in constant time.
- */
-
-static const char  ngx_http_registry_authorizer_lua[] =
-    "local h, p, action = ARGV[1], ARGV[2], ARGV[3]\n"
-    "local user, sha = '', ''\n"
-    "if h ~= '' then\n"
-    "  local t = redis.call('HMGET', 'auth:token:' .. h, 'user', 'sha')\n"
-    "  if not t[1] or redis.call('SISMEMBER', 'auth:users', t[1]) == 0"
-    " then\n"
-    "    return {401, '', '', ''}\n"
-    "  end\n"
-    "  user, sha = t[1], t[2] or ''\n"
-    "end\n"
-    "local function cluster(role)\n"
-    "  return user ~= '' and redis.call('SISMEMBER',"
-    " 'auth:clusterroles:' .. user, role) == 1\n"
-    "end\n"
-    "if action == 'none' then\n"
-    "  if user == '' then return {401, '', '', ''} end\n"
-    "  return {200, user, '', sha}\n"
-    "end\n"
-    "local grants = {\n"
-    "  ['registry-viewer'] = {pull = true},\n"
-    "  ['view'] = {pull = true},\n"
-    "  ['registry-editor'] = {pull = true, push = true},\n"
-    "  ['system:image-builder'] = {pull = true, push = true},\n"
-    "  ['edit'] = {pull = true, push = true},\n"
-    "  ['registry-admin'] = {pull = true, push = true, delete = true},\n"
-    "  ['admin'] = {pull = true, push = true, delete = true}\n"
-    "}\n"
-    "local function rights(proj, c)\n"
-    "  if user ~= '' then\n"
-    "    for _, role in ipairs(redis.call('SMEMBERS',"
-    " 'auth:rb:' .. proj .. ':' .. user)) do\n"
-    "      for k in pairs(grants[role] or {}) do c[k] = true end\n"
-    "    end\n"
-    "  end\n"
-    "  if redis.call('HGET', 'auth:project:' .. proj, 'public') == '1'"
-    " then\n"
-    "    c.pull = true\n"
-    "  end\n"
-    "  return c\n"
-    "end\n"
-    "local admin = cluster('cluster-admin')\n"
-    "if action == 'list' then\n"
-    "  if user == '' then return {401, '', '', ''} end\n"
-    "  if admin or cluster('system:registry') then\n"
-    "    return {200, user, '*', sha}\n"
-    "  end\n"
-    "  local out = {}\n"
-    "  for _, proj in ipairs(redis.call('SMEMBERS', 'auth:projects')) do\n"
-    "    if rights(proj, {}).pull then out[#out + 1] = proj end\n"
-    "  end\n"
-    "  table.sort(out)\n"
-    "  return {200, user, table.concat(out, ','), sha}\n"
-    "end\n"
-    "local c = {}\n"
-    "if admin then c = {pull = true, push = true, delete = true} end\n"
-    "if cluster('system:registry') then c.pull = true end\n"
-    "if cluster('system:image-pruner') then c.delete = true end\n"
-    "if redis.call('SISMEMBER', 'auth:projects', p) == 1 then\n"
-    "  rights(p, c)\n"
-    "elseif user ~= '' and (admin or cluster('self-provisioner')) then\n"
-    "  if action == 'push' then\n"
-    "    local now = redis.call('TIME')[1]\n"
-    "    redis.call('SADD', 'auth:projects', p)\n"
-    "    redis.call('HSET', 'auth:project:' .. p, 'public', '0',"
-    " 'created', now, 'creator', user)\n"
-    "    redis.call('SADD', 'auth:rb:' .. p, user)\n"
-    "    redis.call('SADD', 'auth:rb:' .. p .. ':' .. user,"
-    " 'registry-admin')\n"
-    "  end\n"
-    "  c.pull = true\n"
-    "  c.push = true\n"
-    "end\n"
-    "if c[action] then return {200, user, '', sha} end\n"
-    "if user == '' then return {401, '', '', ''} end\n"
-    "return {403, user, '', sha}\n";
 
 
 static ngx_str_t  ngx_http_registry_auth_user_name =
@@ -288,110 +136,6 @@ ngx_http_registry_auth_location(ngx_conf_t *cf, ngx_command_t *cmd,
     return NGX_CONF_OK;
 }
 
-
-/* registry_auth_cache zone=NAME:SIZE [valid=TIME] */
-
-char *
-ngx_http_registry_auth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_registry_main_conf_t *mcf = conf;
-
-    u_char      *p;
-    ssize_t      size;
-    ngx_str_t   *value, name, s;
-    ngx_int_t    valid;
-    ngx_uint_t   i;
-
-    if (mcf->auth_zone != NULL) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    ngx_str_null(&name);
-    size = 0;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.data = value[i].data + 5;
-
-            p = (u_char *) ngx_strchr(name.data, ':');
-
-            if (p == NULL || p == name.data) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid zone \"%V\", expected "
-                                   "zone=NAME:SIZE", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            name.len = p - name.data;
-
-            s.data = p + 1;
-            s.len = value[i].data + value[i].len - s.data;
-
-            size = ngx_parse_size(&s);
-
-            if (size == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid zone size \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            if (size < (ssize_t) (8 * ngx_pagesize)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "zone \"%V\" is too small", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "valid=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-
-            valid = ngx_parse_time(&s, 1);
-
-            if (valid == NGX_ERROR) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid time \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            mcf->auth_valid = (time_t) valid;
-            continue;
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (name.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must have the \"zone\" parameter",
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    mcf->auth_zone = ngx_shared_memory_add(cf, &name, size,
-                                           &ngx_http_registry_module);
-    if (mcf->auth_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (mcf->auth_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    mcf->auth_zone->init = ngx_http_registry_auth_init_zone;
-    mcf->auth_zone->data = mcf;
-
-    return NGX_CONF_OK;
-}
 
 
 ngx_int_t
@@ -550,7 +294,10 @@ ngx_http_registry_auth_ask(ngx_http_request_t *r,
 {
     ngx_http_registry_auth_key(a);
 
-    if (ngx_http_registry_auth_cache_get(r, a) == NGX_OK) {
+    if (ngx_http_registry_auth_cache_get(r, a->key, &a->status, &a->user,
+                                         &a->projects)
+        == NGX_OK)
+    {
         a->asked = 0;
         return ngx_http_registry_auth_decide(r, ctx, a);
     }
@@ -573,7 +320,8 @@ ngx_http_registry_auth_decide(ngx_http_request_t *r,
                && a->status < NGX_HTTP_SPECIAL_RESPONSE);
 
     if (a->asked) {
-        ngx_http_registry_auth_cache_put(r, a);
+        ngx_http_registry_auth_cache_put(r, a->key, a->status, &a->user,
+                                         &a->projects);
         ngx_http_registry_auth_outage(r, a->status);
     }
 
@@ -932,7 +680,7 @@ ngx_http_registry_auth_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
  * The realm and service default to this host's token endpoint and name.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_registry_auth_challenge(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
@@ -1023,136 +771,6 @@ ngx_http_registry_auth_challenge(ngx_http_request_t *r,
 }
 
 
-/*
- * The token in an Authorization header: "Bearer T", or "Basic" with
- * base64(user:T), the user name being ignored.  Exactly one colon is
- * accepted in the decoded pair: with more, "a:b:c" could be user "a:b"
- * or a password "b:c", and a name with a colon cannot be sent.  The
- * token "anonymous" is no token.  NGX_DECLINED: unreadable credentials.
- */
-
-static ngx_int_t
-ngx_http_registry_auth_credentials(ngx_pool_t *pool, ngx_table_elt_t *h,
-    ngx_str_t *token)
-{
-    u_char     *colon, *last;
-    size_t      i;
-    ngx_str_t   v, decoded;
-
-    ngx_str_null(token);
-
-    if (h == NULL) {
-        return NGX_OK;
-    }
-
-    v = h->value;
-
-    if (v.len > 7 && ngx_strncasecmp(v.data, (u_char *) "Bearer ", 7) == 0) {
-        v.data += 7;
-        v.len -= 7;
-
-        while (v.len && v.data[0] == ' ') {
-            v.data++;
-            v.len--;
-        }
-
-        *token = v;
-
-    } else if (v.len > 6
-               && ngx_strncasecmp(v.data, (u_char *) "Basic ", 6) == 0)
-    {
-        v.data += 6;
-        v.len -= 6;
-
-        while (v.len && v.data[0] == ' ') {
-            v.data++;
-            v.len--;
-        }
-
-        decoded.data = ngx_pnalloc(pool, ngx_base64_decoded_length(v.len));
-        if (decoded.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (ngx_decode_base64(&decoded, &v) != NGX_OK) {
-            return NGX_DECLINED;
-        }
-
-        last = decoded.data + decoded.len;
-        colon = ngx_strlchr(decoded.data, last, ':');
-
-        if (colon == NULL || ngx_strlchr(colon + 1, last, ':') != NULL) {
-            return NGX_DECLINED;
-        }
-
-        token->data = colon + 1;
-        token->len = last - colon - 1;
-
-    } else {
-        return NGX_DECLINED;
-    }
-
-    while (token->len && token->data[token->len - 1] == ' ') {
-        token->len--;
-    }
-
-    if (token->len == 0) {
-        return NGX_DECLINED;
-    }
-
-    /* printable, no spaces: it goes into a header and into JSON */
-
-    for (i = 0; i < token->len; i++) {
-        if (token->data[i] <= ' ' || token->data[i] >= 0x7f
-            || token->data[i] == '"' || token->data[i] == '\\')
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (token->len == sizeof("anonymous") - 1
-        && ngx_strncmp(token->data, "anonymous", token->len) == 0)
-    {
-        ngx_str_null(token);
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_table_elt_t *
-ngx_http_registry_auth_find(ngx_list_t *headers, const char *name)
-{
-    size_t            len;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    len = ngx_strlen(name);
-    part = &headers->part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 /* the cache key: SHA-256(token "\n" repository "\n" action) */
 
 static void
@@ -1168,227 +786,6 @@ ngx_http_registry_auth_key(ngx_http_registry_auth_t *a)
     SHA256_Update(&sha, ngx_http_registry_auth_actions[a->action].data,
                   ngx_http_registry_auth_actions[a->action].len);
     SHA256_Final(a->key, &sha);
-}
-
-
-static ngx_uint_t
-ngx_http_registry_auth_slot(ngx_http_registry_auth_table_t *t, u_char *key)
-{
-    uint32_t  h;
-
-    h = ((uint32_t) key[0] << 24) | ((uint32_t) key[1] << 16)
-        | ((uint32_t) key[2] << 8) | key[3];
-
-    return h % t->n;
-}
-
-
-static ngx_int_t
-ngx_http_registry_auth_cache_get(ngx_http_request_t *r,
-    ngx_http_registry_auth_t *a)
-{
-    u_char                           buf[NGX_HTTP_REGISTRY_AUTH_DATA];
-    time_t                           now;
-    size_t                           user_len, projects_len;
-    ngx_uint_t                       i, slot, found;
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_registry_auth_entry_t  *e;
-    ngx_http_registry_auth_table_t  *t;
-    ngx_http_registry_main_conf_t   *mcf;
-
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
-
-    if (mcf->auth_zone == NULL || mcf->auth_valid == 0) {
-        return NGX_DECLINED;
-    }
-
-    shpool = (ngx_slab_pool_t *) mcf->auth_zone->shm.addr;
-    t = mcf->auth_zone->data;
-    now = ngx_time();
-
-    found = 0;
-    user_len = 0;
-    projects_len = 0;
-
-    slot = ngx_http_registry_auth_slot(t, a->key);
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (i = 0; i < NGX_HTTP_REGISTRY_AUTH_PROBE; i++) {
-        e = &t->entries[(slot + i) % t->n];
-
-        if (e->expires > now
-            && ngx_memcmp(e->key, a->key, SHA256_DIGEST_LENGTH) == 0)
-        {
-            a->status = e->status;
-            user_len = e->user_len;
-            projects_len = e->projects_len;
-            ngx_memcpy(buf, e->data, user_len + projects_len);
-            found = 1;
-            break;
-        }
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-
-    if (!found) {
-        return NGX_DECLINED;
-    }
-
-    ngx_str_null(&a->user);
-    ngx_str_null(&a->projects);
-
-    if (user_len + projects_len) {
-        a->user.data = ngx_pnalloc(r->pool, user_len + projects_len);
-        if (a->user.data == NULL) {
-            return NGX_DECLINED;
-        }
-
-        ngx_memcpy(a->user.data, buf, user_len + projects_len);
-
-        a->user.len = user_len;
-        a->projects.data = a->user.data + user_len;
-        a->projects.len = projects_len;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * Only clear answers are kept (2xx, 401, 403), and only when the user
- * name and the project list fit in an entry.  In a full probe window the
- * entry closest to expiry makes room.
- */
-
-static void
-ngx_http_registry_auth_cache_put(ngx_http_request_t *r,
-    ngx_http_registry_auth_t *a)
-{
-    time_t                           now;
-    ngx_uint_t                       i, slot;
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_registry_auth_entry_t  *e, *victim;
-    ngx_http_registry_auth_table_t  *t;
-    ngx_http_registry_main_conf_t   *mcf;
-
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
-
-    if (mcf->auth_zone == NULL || mcf->auth_valid == 0) {
-        return;
-    }
-
-    if (!((a->status >= NGX_HTTP_OK && a->status < NGX_HTTP_SPECIAL_RESPONSE)
-          || a->status == NGX_HTTP_UNAUTHORIZED
-          || a->status == NGX_HTTP_FORBIDDEN))
-    {
-        return;
-    }
-
-    if (a->user.len > 255 || a->projects.len > 255
-        || a->user.len + a->projects.len > NGX_HTTP_REGISTRY_AUTH_DATA)
-    {
-        return;
-    }
-
-    shpool = (ngx_slab_pool_t *) mcf->auth_zone->shm.addr;
-    t = mcf->auth_zone->data;
-    now = ngx_time();
-
-    slot = ngx_http_registry_auth_slot(t, a->key);
-    victim = NULL;
-
-    ngx_shmtx_lock(&shpool->mutex);
-
-    for (i = 0; i < NGX_HTTP_REGISTRY_AUTH_PROBE; i++) {
-        e = &t->entries[(slot + i) % t->n];
-
-        if (ngx_memcmp(e->key, a->key, SHA256_DIGEST_LENGTH) == 0
-            || e->expires <= now)
-        {
-            victim = e;
-            break;
-        }
-
-        if (victim == NULL || e->expires < victim->expires) {
-            victim = e;
-        }
-    }
-
-    ngx_memcpy(victim->key, a->key, SHA256_DIGEST_LENGTH);
-    victim->expires = now + mcf->auth_valid;
-    victim->status = (uint16_t) a->status;
-    victim->user_len = (uint8_t) a->user.len;
-    victim->projects_len = (uint8_t) a->projects.len;
-    /* an empty user or list may have a NULL data: no memcpy() from it */
-
-    if (a->user.len) {
-        ngx_memcpy(victim->data, a->user.data, a->user.len);
-    }
-
-    if (a->projects.len) {
-        ngx_memcpy(victim->data + a->user.len, a->projects.data,
-                   a->projects.len);
-    }
-
-    ngx_shmtx_unlock(&shpool->mutex);
-}
-
-
-static ngx_int_t
-ngx_http_registry_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
-{
-    size_t                           size;
-    ngx_slab_pool_t                 *shpool;
-    ngx_http_registry_auth_table_t  *t;
-
-    if (data) {
-        /* a reload with the same zone: the decisions stay */
-        shm_zone->data = data;
-        return NGX_OK;
-    }
-
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        shm_zone->data = shpool->data;
-        return NGX_OK;
-    }
-
-    /* the table takes every free page, allocated once */
-
-    size = shpool->pfree * ngx_pagesize;
-
-    for ( ;; ) {
-        if (size < sizeof(ngx_http_registry_auth_table_t)
-                   + NGX_HTTP_REGISTRY_AUTH_PROBE
-                     * sizeof(ngx_http_registry_auth_entry_t))
-        {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "registry_auth_cache zone \"%V\" is too small",
-                          &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        t = ngx_slab_alloc(shpool, size);
-        if (t != NULL) {
-            break;
-        }
-
-        size -= ngx_pagesize;
-    }
-
-    ngx_memzero(t, size);
-
-    t->entries = (ngx_http_registry_auth_entry_t *)
-                     ((u_char *) t + sizeof(ngx_http_registry_auth_table_t));
-    t->n = (size - sizeof(ngx_http_registry_auth_table_t))
-           / sizeof(ngx_http_registry_auth_entry_t);
-
-    shpool->data = t;
-    shm_zone->data = t;
-
-    return NGX_OK;
 }
 
 
@@ -1478,306 +875,6 @@ ngx_http_registry_auth_listable(ngx_http_request_t *r,
     }
 
     *projects = a->listable;
-}
-
-
-/* GET /openshift/token: the access phase has checked the credentials */
-
-ngx_int_t
-ngx_http_registry_token_handler(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_int_t   rc;
-    ngx_str_t   token;
-    json_t     *json;
-
-    static ngx_str_t  no_store = ngx_string("no-store");
-
-    rc = ngx_http_registry_auth_credentials(r->pool,
-                                            r->headers_in.authorization,
-                                            &token);
-    if (rc == NGX_ERROR) {
-        return NGX_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        if (ngx_http_registry_auth_challenge(r, ctx) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        return ngx_http_registry_error(r, NGX_HTTP_UNAUTHORIZED,
-                                       "UNAUTHORIZED",
-                                       "authentication required");
-    }
-
-    if (token.len == 0) {
-        ngx_str_set(&token, "anonymous");
-    }
-
-    json = json_pack("{s:s%,s:s%}",
-                     "token", (char *) token.data, token.len,
-                     "access_token", (char *) token.data, token.len);
-    if (json == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_registry_add_header(r, "Cache-Control", &no_store)
-        != NGX_OK)
-    {
-        json_decref(json);
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_send_json(r, NGX_HTTP_OK, json);
-}
-
-
-/*
- * The default authorizer: a content handler, normally run as the
- * subrequest above.  Answers 200 (X-Registry-User, X-Registry-Projects),
- * 401 or 403 with no body; 400 for a question it cannot read.
- */
-
-ngx_int_t
-ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
-{
-    u_char                   *hex;
-    ngx_int_t                 rc;
-    ngx_str_t                 token, action, args[3], *hash;
-    ngx_uint_t                i;
-    ngx_table_elt_t          *h;
-    ngx_http_registry_ctx_t  *ctx;
-    u_char                    digest[SHA256_DIGEST_LENGTH];
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    ctx = ngx_http_registry_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h = ngx_http_registry_auth_find(&r->headers_in.headers,
-                                    "X-Registry-Action");
-    if (h == NULL) {
-        return ngx_http_registry_authorizer_answer(r, NGX_HTTP_BAD_REQUEST,
-                                                   NULL, NULL);
-    }
-
-    action = h->value;
-
-    for (i = 0; i < 5; i++) {
-        if (action.len == ngx_http_registry_auth_actions[i].len
-            && ngx_strncmp(action.data, ngx_http_registry_auth_actions[i].data,
-                           action.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (i == 5) {
-        return ngx_http_registry_authorizer_answer(r, NGX_HTTP_BAD_REQUEST,
-                                                   NULL, NULL);
-    }
-
-    /* the project comes from the repository, which must be well formed */
-
-    ngx_str_set(&args[1], "");
-
-    if (i == NGX_HTTP_REGISTRY_ACTION_PULL
-        || i == NGX_HTTP_REGISTRY_ACTION_PUSH
-        || i == NGX_HTTP_REGISTRY_ACTION_DELETE)
-    {
-        h = ngx_http_registry_auth_find(&r->headers_in.headers,
-                                        "X-Registry-Repository");
-
-        if (h == NULL || !ngx_http_registry_is_repo(&h->value)) {
-            return ngx_http_registry_authorizer_answer(r,
-                                                       NGX_HTTP_BAD_REQUEST,
-                                                       NULL, NULL);
-        }
-
-        args[1].data = h->value.data;
-        args[1].len = ngx_strlchr(h->value.data,
-                                  h->value.data + h->value.len, '/')
-                      - h->value.data;
-    }
-
-    h = ngx_http_registry_auth_find(&r->headers_in.headers, "Authorization");
-
-    rc = ngx_http_registry_auth_credentials(r->pool, h, &token);
-    if (rc == NGX_ERROR) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (rc == NGX_DECLINED) {
-        return ngx_http_registry_authorizer_answer(r, NGX_HTTP_UNAUTHORIZED,
-                                                   NULL, NULL);
-    }
-
-    /* only the hash of the token travels to Redis */
-
-    hash = ngx_palloc(r->pool, sizeof(ngx_str_t));
-    if (hash == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_str_set(hash, "");
-
-    if (token.len) {
-        hex = ngx_pnalloc(r->pool, 2 * SHA256_DIGEST_LENGTH);
-        if (hex == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        SHA256(token.data, token.len, digest);
-
-        hash->data = hex;
-        hash->len = ngx_hex_dump(hex, digest, SHA256_DIGEST_LENGTH) - hex;
-    }
-
-    args[0] = *hash;
-    args[2] = action;
-
-    ctx->data = hash;
-    ctx->next = ngx_http_registry_authorizer_done;
-
-    if (ngx_http_registry_eval(r, ngx_http_registry_authorizer_lua, 0,
-                               args, 3)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-
-        /* the connection's loss is logged once, in the redis code */
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "registry authorizer: redis not connected");
-
-        return ngx_http_registry_authorizer_answer(r,
-                                               NGX_HTTP_SERVICE_UNAVAILABLE,
-                                               NULL, NULL);
-    }
-
-    /* held until the reply finalizes the request */
-    r->main->count++;
-
-    return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_registry_authorizer_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t    user, projects, sha, *hash;
-    ngx_uint_t   status;
-    redisReply  *rp;
-
-    rp = ctx->reply;
-    hash = ctx->data;
-
-    if (rp == NULL) {
-        /* a timeout or a lost connection, logged where it is seen */
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "registry authorizer: no answer from redis");
-
-        return ngx_http_registry_authorizer_answer(r,
-                                               NGX_HTTP_SERVICE_UNAVAILABLE,
-                                               NULL, NULL);
-    }
-
-    if (rp->type == REDIS_REPLY_ERROR) {
-        /* LOADING, BUSY, OOM...: Redis cannot answer now */
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry authorizer: redis error: %*s",
-                      rp->len, rp->str);
-
-        return ngx_http_registry_authorizer_answer(r,
-                                               NGX_HTTP_SERVICE_UNAVAILABLE,
-                                               NULL, NULL);
-    }
-
-    if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 4
-        || rp->element[0]->type != REDIS_REPLY_INTEGER
-        || ngx_http_registry_reply_str(rp, 1, &user) != NGX_OK
-        || ngx_http_registry_reply_str(rp, 2, &projects) != NGX_OK
-        || ngx_http_registry_reply_str(rp, 3, &sha) != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry authorizer: unexpected redis reply");
-        goto failed;
-    }
-
-    status = (ngx_uint_t) rp->element[0]->integer;
-
-    /*
-     * Redis found the token's record by its hash; the record holds the
-     * hash again, compared here in constant time, so that a record
-     * whose key and content disagree never grants anything.
-     */
-
-    if (status != NGX_HTTP_UNAUTHORIZED && hash->len
-        && (sha.len != hash->len
-            || CRYPTO_memcmp(sha.data, hash->data, hash->len) != 0))
-    {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "registry authorizer: token record of user \"%V\" "
-                      "does not match its key", &user);
-        status = NGX_HTTP_UNAUTHORIZED;
-        ngx_str_null(&user);
-        ngx_str_null(&projects);
-    }
-
-    /* the reply is freed when this step returns: copy what is kept */
-
-    if (user.len) {
-        user.data = ngx_pstrdup(r->pool, &user);
-        if (user.data == NULL) {
-            goto failed;
-        }
-    }
-
-    if (projects.len) {
-        projects.data = ngx_pstrdup(r->pool, &projects);
-        if (projects.data == NULL) {
-            goto failed;
-        }
-    }
-
-    return ngx_http_registry_authorizer_answer(r, status, &user, &projects);
-
-failed:
-
-    return ngx_http_registry_authorizer_answer(r,
-                                             NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                             NULL, NULL);
-}
-
-
-static ngx_int_t
-ngx_http_registry_authorizer_answer(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *user, ngx_str_t *projects)
-{
-    if (user && user->len
-        && ngx_http_registry_add_header(r, "X-Registry-User", user)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    if (projects && projects->len
-        && ngx_http_registry_add_header(r, "X-Registry-Projects", projects)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_send(r, status, NULL, NULL, 0);
 }
 
 
