@@ -298,38 +298,34 @@ typedef struct {
 extern ngx_module_t  ngx_http_registry_module;
 
 
-/* module core */
+/* module core (module.c) */
 ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
 void ngx_http_registry_resume(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
-    const char *what);
-ngx_int_t ngx_http_registry_redis_failed(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
+ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
+    const char *fmt, ...);
+ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);
+
+/*
+ * Responses (response.c): bodies from memory, JSON, and the error
+ * bodies: OCI's, or a Kubernetes Status under /apis.
+ */
+ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 ngx_int_t ngx_http_registry_send_json_as(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, json_t *json);
-ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
-    const char *fmt, ...);
-ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
-    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
-ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
-    ngx_http_registry_step_pt next, const char *script, ngx_uint_t nkeys,
-    ngx_str_t *args, ngx_uint_t nargs);
-ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
-    ngx_http_registry_step_pt next, ngx_uint_t n, ...);
-ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);
-ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
-    ngx_str_t *s);
 ngx_int_t ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
-ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, u_char *data, size_t len);
-ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
+ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
+    const char *what);
+ngx_int_t ngx_http_registry_redis_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 
 /*
  * Authorization (auth.c): an access-phase handler for registry locations
@@ -385,6 +381,9 @@ ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+
+/* /healthz (health.c): Redis answers PING, S3 answers HeadBucket */
+ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 
 /*
  * Image streams, images and their API (imagestreams.c).
@@ -476,9 +475,23 @@ ngx_int_t ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle);
 void ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
     const char **argv, const size_t *argvlen);
-ngx_int_t ngx_http_registry_redis_commandf(ngx_http_request_t *r,
-    const char *format, ...);
-ngx_uint_t ngx_http_registry_redis_connected(void);
+
+/*
+ * The same for a Lua script (EVALSHA, sent again as EVAL on NOSCRIPT):
+ * args holds the nkeys keys, then the arguments.
+ * ngx_http_registry_run() and ngx_http_registry_call() (a command from
+ * ngx_str_t pointers) make it the operation a step waits for: next runs
+ * with the reply, and Redis not connected is answered 503 at once.
+ */
+ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, const char *script, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_uint_t n, ...);
+ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
+    ngx_str_t *s);
 
 /*
  * The same, not tied to a request (background work): on NGX_OK, cb runs
@@ -542,14 +555,12 @@ ngx_int_t ngx_http_registry_stream_init(ngx_conf_t *cf);
 /*
  * Operation builders: they fill *op (keys, upload ids and bodies are
  * referenced, not copied); queries and the CompleteMultipartUpload body
- * come from r->pool.  A NULL key to op_head is HeadBucket.  ETags are
- * kept unquoted in ctx->s3.etag and op_complete quotes them.
+ * come from r->pool.  ETags are kept unquoted in ctx->s3.etag and
+ * op_complete quotes them.
  */
 ngx_int_t ngx_http_registry_s3_op_get(ngx_http_request_t *r,
     ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *range,
     ngx_uint_t stream);
-ngx_int_t ngx_http_registry_s3_op_head(ngx_http_request_t *r,
-    ngx_http_registry_s3_op_t *op, ngx_str_t *key);
 ngx_int_t ngx_http_registry_s3_op_delete(ngx_http_request_t *r,
     ngx_http_registry_s3_op_t *op, ngx_str_t *key);
 ngx_int_t ngx_http_registry_s3_op_put(ngx_http_request_t *r,

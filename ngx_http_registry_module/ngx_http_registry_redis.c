@@ -139,6 +139,9 @@ static ngx_int_t ngx_http_registry_redis_cmd_queued(
 static void ngx_http_registry_redis_cmd_cleanup(void *data);
 static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
     void *reply, void *data);
+static ngx_int_t ngx_http_registry_eval_reply(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static u_char *ngx_http_registry_script_sha(const char *script);
 
 static void ngx_http_registry_redis_connect(void);
 static void ngx_http_registry_redis_ping(
@@ -350,13 +353,6 @@ ngx_http_registry_redis_accepting(ngx_http_registry_redis_t *rs)
 }
 
 
-ngx_uint_t
-ngx_http_registry_redis_connected(void)
-{
-    return ngx_http_registry_redis_state.conn.ready;
-}
-
-
 ngx_int_t
 ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
     const char **argv, const size_t *argvlen)
@@ -399,38 +395,6 @@ ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
 
 
 ngx_int_t
-ngx_http_registry_redis_commandf(ngx_http_request_t *r, const char *format,
-    ...)
-{
-    int                             rc;
-    va_list                         args;
-    ngx_http_registry_redis_t      *rs;
-    ngx_http_registry_redis_cmd_t  *cmd;
-
-    rs = &ngx_http_registry_redis_state;
-
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "registry redis command \"%s\"", format);
-
-    if (!ngx_http_registry_redis_accepting(rs)) {
-        return NGX_ERROR;
-    }
-
-    cmd = ngx_http_registry_redis_cmd_create(r);
-    if (cmd == NULL) {
-        return NGX_ERROR;
-    }
-
-    va_start(args, format);
-    rc = redisvAsyncCommand(rs->conn.ac, ngx_http_registry_redis_reply,
-                            cmd, format, args);
-    va_end(args);
-
-    return ngx_http_registry_redis_cmd_queued(cmd, rc);
-}
-
-
-ngx_int_t
 ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
     void *data, int argc, const char **argv, const size_t *argvlen)
 {
@@ -458,6 +422,237 @@ ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
                                cmd, argc, argv, argvlen);
 
     return ngx_http_registry_redis_cmd_queued(cmd, rc);
+}
+
+
+/*
+ * A Lua script run in Redis: several keys read or changed in one round
+ * trip and atomically.  args holds the keys, then the arguments.  The
+ * script goes by its SHA-1 (EVALSHA), which spares Redis parsing and
+ * hashing it per call; Redis answers NOSCRIPT when it does not know it
+ * yet (first use, restart, SCRIPT FLUSH), and the call is sent again with
+ * the script's text, which caches it.
+ */
+
+ngx_int_t
+ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+{
+    u_char                   *p;
+    size_t                   *lens;
+    ngx_uint_t                i;
+    const char              **argv;
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+
+    argv = ngx_palloc(r->pool, (nargs + 3) * sizeof(char *));
+    lens = ngx_palloc(r->pool, (nargs + 3) * sizeof(size_t));
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+
+    if (ctx == NULL || argv == NULL || lens == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = "EVALSHA";      /* 7 long; EVAL, 4, once it was retried */
+    lens[0] = 7;
+    argv[1] = (const char *) ngx_http_registry_script_sha(script);
+    lens[1] = 40;
+    argv[2] = (const char *) p;
+    lens[2] = ngx_sprintf(p, "%ui", nkeys) - p;
+
+    /* copies: a retry outlives the replies some arguments came from */
+
+    for (i = 0; i < nargs; i++) {
+        p = ngx_pnalloc(r->pool, args[i].len + 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (args[i].len) {
+            ngx_memcpy(p, args[i].data, args[i].len);
+        }
+
+        argv[i + 3] = (const char *) p;
+        lens[i + 3] = args[i].len;
+    }
+
+    if (ngx_http_registry_redis_command(r, nargs + 3, argv, lens) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->eval_script = script;
+    ctx->eval_argv = argv;
+    ctx->eval_lens = lens;
+    ctx->eval_argc = nargs + 3;
+    ctx->eval_next = ctx->next;
+    ctx->next = ngx_http_registry_eval_reply;
+
+    return NGX_OK;
+}
+
+
+/* a script as the operation a step waits for: next runs with its reply */
+
+ngx_int_t
+ngx_http_registry_run(ngx_http_request_t *r, ngx_http_registry_step_pt next,
+    const char *script, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    ctx->next = next;
+
+    if (ngx_http_registry_eval(r, script, nkeys, args, nargs) != NGX_OK) {
+        ctx->next = NULL;
+        return ngx_http_registry_unavailable(r, "redis: not connected");
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_registry_eval_reply(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply  *reply;
+
+    reply = ctx->reply;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ERROR
+        || reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0
+        || ctx->eval_lens[0] != 7)
+    {
+        return ctx->eval_next(r, ctx);
+    }
+
+    ctx->eval_argv[0] = "EVAL";
+    ctx->eval_lens[0] = 4;
+    ctx->eval_argv[1] = ctx->eval_script;
+    ctx->eval_lens[1] = ngx_strlen(ctx->eval_script);
+    ctx->next = ctx->eval_next;
+
+    if (ngx_http_registry_redis_command(r, ctx->eval_argc, ctx->eval_argv,
+                                        ctx->eval_lens)
+        != NGX_OK)
+    {
+        ctx->next = NULL;
+        return ngx_http_registry_unavailable(r, "redis: not connected");
+    }
+
+    return NGX_DONE;
+}
+
+
+/* the SHA-1 of a script in hex, computed once per script per worker */
+
+static u_char *
+ngx_http_registry_script_sha(const char *script)
+{
+    u_char      hash[SHA_DIGEST_LENGTH];
+    ngx_uint_t  i;
+
+    static struct {
+        const char  *script;
+        u_char       hex[2 * SHA_DIGEST_LENGTH];
+    }           cache[64];
+
+    for (i = 0; i < 64 && cache[i].script != NULL; i++) {
+        if (cache[i].script == script) {
+            return cache[i].hex;
+        }
+    }
+
+    if (i == 64) {
+        /* more scripts than expected: correct, only slower */
+        i = 63;
+    }
+
+    SHA1((u_char *) script, ngx_strlen(script), hash);
+    ngx_hex_dump(cache[i].hex, hash, SHA_DIGEST_LENGTH);
+    cache[i].script = script;
+
+    return cache[i].hex;
+}
+
+
+/*
+ * A Redis command from strings (a NULL-terminated list): ctx->next runs
+ * with the reply.  Answers 503 at once when Redis is not connected.
+ */
+
+ngx_int_t
+ngx_http_registry_call(ngx_http_request_t *r, ngx_http_registry_step_pt next,
+    ngx_uint_t n, ...)
+{
+    va_list                   ap;
+    size_t                   *lens;
+    ngx_str_t                *s;
+    ngx_uint_t                i;
+    const char              **argv;
+    ngx_http_registry_ctx_t  *ctx;
+
+    argv = ngx_palloc(r->pool, n * sizeof(char *));
+    lens = ngx_palloc(r->pool, n * sizeof(size_t));
+    if (argv == NULL || lens == NULL) {
+        return NGX_ERROR;
+    }
+
+    va_start(ap, n);
+
+    for (i = 0; i < n; i++) {
+        s = va_arg(ap, ngx_str_t *);
+        argv[i] = (const char *) s->data;
+        lens[i] = s->len;
+    }
+
+    va_end(ap);
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    ctx->next = next;
+
+    if (ngx_http_registry_redis_command(r, n, argv, lens) != NGX_OK) {
+        ctx->next = NULL;
+        return ngx_http_registry_unavailable(r, "redis: not connected");
+    }
+
+    return NGX_DONE;
+}
+
+
+/* element i of an array reply (or the reply itself, i = -1) as a string */
+
+ngx_int_t
+ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i, ngx_str_t *s)
+{
+    if (reply == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (i != (ngx_uint_t) -1) {
+        if (reply->type != REDIS_REPLY_ARRAY || i >= reply->elements) {
+            return NGX_ERROR;
+        }
+
+        reply = reply->element[i];
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        return NGX_DECLINED;
+    }
+
+    if (reply->type != REDIS_REPLY_STRING
+        && reply->type != REDIS_REPLY_STATUS)
+    {
+        return NGX_DECLINED;
+    }
+
+    s->data = (u_char *) reply->str;
+    s->len = reply->len;
+
+    return NGX_OK;
 }
 
 

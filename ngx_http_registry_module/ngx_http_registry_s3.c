@@ -998,22 +998,6 @@ ngx_http_registry_s3_op_get(ngx_http_request_t *r,
 }
 
 
-ngx_int_t
-ngx_http_registry_s3_op_head(ngx_http_request_t *r,
-    ngx_http_registry_s3_op_t *op, ngx_str_t *key)
-{
-    ngx_memzero(op, sizeof(ngx_http_registry_s3_op_t));
-
-    ngx_str_set(&op->method, "HEAD");
-    ngx_str_set(&op->payload_hash, NGX_HTTP_REGISTRY_S3_EMPTY_SHA256);
-
-    if (key) {
-        op->key = *key;
-    }
-
-    return NGX_OK;
-}
-
 
 ngx_int_t
 ngx_http_registry_s3_op_delete(ngx_http_request_t *r,
