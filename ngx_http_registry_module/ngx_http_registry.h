@@ -524,7 +524,8 @@ ngx_int_t ngx_http_registry_redis_subscribe(ngx_str_t *channel,
 ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
- * S3: signed subrequests into the internal proxy_pass location.
+ * S3 (s3_request.c): signed subrequests into the internal proxy_pass
+ * location.
  * ngx_http_registry_s3_request() starts the subrequest; when it is done
  * the answer is in ctx->s3 and ctx->next runs in the parent request.
  * With op->stream the response body is sent to the client: ctx->s3_header
@@ -533,9 +534,11 @@ ngx_uint_t ngx_http_registry_redis_subscribed(void);
  */
 ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
-ngx_int_t ngx_http_registry_s3_presign(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *url);
 ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
+/* the date SigV4 signs, and a key's subrequest URI and signed URI */
+ngx_int_t ngx_http_registry_s3_date(ngx_pool_t *pool, ngx_str_t *date);
+ngx_int_t ngx_http_registry_s3_uri(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *uri, ngx_str_t *canonical);
 
 /*
  * A PutObject of the client body itself, sent to S3 while it arrives
@@ -553,11 +556,14 @@ ngx_int_t ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_stream_init(ngx_conf_t *cf);
 
 /*
+ * S3 operations (s3.c).  A presigned GET URL of key, for redirects.
  * Operation builders: they fill *op (keys, upload ids and bodies are
  * referenced, not copied); queries and the CompleteMultipartUpload body
  * come from r->pool.  ETags are kept unquoted in ctx->s3.etag and
  * op_complete quotes them.
  */
+ngx_int_t ngx_http_registry_s3_presign(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *url);
 ngx_int_t ngx_http_registry_s3_op_get(ngx_http_request_t *r,
     ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *range,
     ngx_uint_t stream);
