@@ -463,7 +463,74 @@ ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
 
 /*
- * Redis: one connection per worker driven by nginx's event loop.
+ * One Redis connection driven by nginx's event loop (redis_conn.c), as
+ * the command connection (redis.c) and the subscriber (redis_sub.c)
+ * have it: the context (its ac->data points back here, which tells the
+ * adapter's hooks and the callbacks whose connection it is), the connect
+ * timer, and the failure the hooks post.  What differs is in the two
+ * handlers: what follows a successful connect(2) (the command connection
+ * sends PING, the subscriber turns on keepalive) and what a loss means
+ * (the command connection reconnects, the subscriber tells its handler).
+ * The server, from "registry_redis", is the same for both.
+ */
+typedef struct ngx_http_registry_redis_conn_s  ngx_http_registry_redis_conn_t;
+
+typedef void (*ngx_http_registry_redis_connect_pt)(
+    ngx_http_registry_redis_conn_t *conn);
+typedef void (*ngx_http_registry_redis_lost_pt)(
+    ngx_http_registry_redis_conn_t *conn, const char *what,
+    const char *detail);
+
+struct ngx_http_registry_redis_conn_s {
+    redisAsyncContext                   *ac;    /* NULL: disconnected */
+
+    ngx_event_t                          timer; /* connect */
+    ngx_event_t                          fail;  /* posted by the hooks */
+
+    ngx_http_registry_redis_connect_pt   on_connect;
+    ngx_http_registry_redis_lost_pt      on_lost;
+
+    const char                          *broken; /* why fail is posted */
+
+    unsigned                             ready:1; /* PING answered, or
+                                                     subscribed */
+};
+
+typedef struct {
+    ngx_str_t                   name;          /* as written, for the log */
+    char                       *host;
+    int                         port;
+    char                       *path;          /* unix socket */
+    ngx_str_t                   password;      /* empty: no AUTH */
+    ngx_msec_t                  timeout;       /* connect, and commands */
+    ngx_log_t                  *log;
+    unsigned                    configured:1;
+} ngx_http_registry_redis_server_t;
+
+extern ngx_http_registry_redis_server_t  ngx_http_registry_redis_server;
+
+ngx_int_t ngx_http_registry_redis_configure(ngx_cycle_t *cycle);
+void ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_connect_pt on_connect,
+    ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log);
+/* starts connecting; on failure nothing is left open, *detail says why */
+ngx_int_t ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
+    const char **detail);
+/* gone: what it means is up to on_lost */
+void ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail);
+/* closed by us, outside hiredis's callbacks, reported as lost */
+void ngx_http_registry_redis_drop(ngx_http_registry_redis_conn_t *conn,
+    const char *what);
+/* from inside hiredis: dropped from a posted event */
+void ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
+    const char *why);
+void ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev);
+/* closed without reporting a loss */
+void ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn);
+
+/*
+ * Redis (redis.c): one command connection per worker.
  * ngx_http_registry_redis_command() queues a command for the request;
  * when the reply (or a failure: reply NULL) arrives, it stores it in
  * ctx->reply and calls ngx_http_registry_resume(r), then runs the posted
@@ -504,8 +571,8 @@ ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
     void *data, int argc, const char **argv, const size_t *argvlen);
 
 /*
- * Pub/sub: a second connection per worker, in subscribe mode (the
- * command connection never is), to one channel.  The first
+ * Pub/sub (redis_sub.c): a second connection per worker, in subscribe
+ * mode (the command connection never is), to one channel.  The first
  * ngx_http_registry_redis_subscribe() opens it; handler then runs with
  * READY once Redis confirmed the subscription, MESSAGE for each message,
  * LOST when the connection went away (messages may have been missed:
@@ -519,6 +586,8 @@ ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
 typedef void (*ngx_http_registry_redis_sub_pt)(ngx_uint_t event,
     u_char *message, size_t len);
 
+ngx_int_t ngx_http_registry_redis_sub_init_worker(ngx_cycle_t *cycle);
+void ngx_http_registry_redis_sub_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_registry_redis_subscribe(ngx_str_t *channel,
     ngx_http_registry_redis_sub_pt handler);
 ngx_uint_t ngx_http_registry_redis_subscribed(void);

@@ -765,7 +765,11 @@ ngx_http_registry_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_registry_redis_init_worker(cycle);
+    if (ngx_http_registry_redis_init_worker(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_redis_sub_init_worker(cycle);
 }
 
 
@@ -780,5 +784,6 @@ ngx_http_registry_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_registry_redis_sub_exit_worker(cycle);
     ngx_http_registry_redis_exit_worker(cycle);
 }
