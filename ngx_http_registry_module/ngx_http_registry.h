@@ -544,8 +544,18 @@ ngx_int_t ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
     const char **argv, const size_t *argvlen);
 
 /*
- * The same for a Lua script (EVALSHA, sent again as EVAL on NOSCRIPT):
- * args holds the nkeys keys, then the arguments.
+ * The same, not tied to a request (background work): on NGX_OK, cb runs
+ * exactly once, later, with the reply or NULL (failure, worker exit);
+ * the reply is freed when cb returns.  A NULL cb ignores the reply.
+ */
+typedef void (*ngx_http_registry_redis_cb_pt)(redisReply *reply, void *data);
+
+ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * A Lua script for the request (EVALSHA, sent again as EVAL on
+ * NOSCRIPT): args holds the nkeys keys, then the arguments.
  * ngx_http_registry_run() and ngx_http_registry_call() (a command from
  * ngx_str_t pointers) make it the operation a step waits for: next runs
  * with the reply, and Redis not connected is answered 503 at once.
@@ -557,18 +567,9 @@ ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
     ngx_str_t *args, ngx_uint_t nargs);
 ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
     ngx_http_registry_step_pt next, ngx_uint_t n, ...);
+/* element i of an array reply (or the reply itself, i = -1), a string */
 ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
     ngx_str_t *s);
-
-/*
- * The same, not tied to a request (background work): on NGX_OK, cb runs
- * exactly once, later, with the reply or NULL (failure, worker exit);
- * the reply is freed when cb returns.  A NULL cb ignores the reply.
- */
-typedef void (*ngx_http_registry_redis_cb_pt)(redisReply *reply, void *data);
-
-ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
-    void *data, int argc, const char **argv, const size_t *argvlen);
 
 /*
  * Pub/sub (redis_sub.c): a second connection per worker, in subscribe
@@ -594,9 +595,9 @@ ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
  * S3 (s3_request.c): signed subrequests into the internal proxy_pass
- * location.
- * ngx_http_registry_s3_request() starts the subrequest; when it is done
- * the answer is in ctx->s3 and ctx->next runs in the parent request.
+ * location.  ngx_http_registry_s3_request() starts the subrequest; when
+ * it is done the answer is in ctx->s3 and ctx->next runs in the parent
+ * request.
  * With op->stream the response body is sent to the client: ctx->s3_header
  * runs first with the S3 status and must send the client's header (or
  * return an error, and the S3 body is dropped).
