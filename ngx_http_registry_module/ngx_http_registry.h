@@ -302,38 +302,34 @@ typedef struct {
 extern ngx_module_t  ngx_http_registry_module;
 
 
-/* module core */
+/* module core (module.c) */
 ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
 void ngx_http_registry_resume(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
-    const char *what);
-ngx_int_t ngx_http_registry_redis_failed(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
+ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
+    const char *fmt, ...);
+ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);
+
+/*
+ * Responses (response.c): bodies from memory, JSON, and the error
+ * bodies: OCI's, or a Kubernetes Status under /apis.
+ */
+ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 ngx_int_t ngx_http_registry_send_json_as(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, json_t *json);
-ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
-    const char *fmt, ...);
-ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
-    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
-ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
-    ngx_http_registry_step_pt next, const char *script, ngx_uint_t nkeys,
-    ngx_str_t *args, ngx_uint_t nargs);
-ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
-    ngx_http_registry_step_pt next, ngx_uint_t n, ...);
-ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);
-ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
-    ngx_str_t *s);
 ngx_int_t ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
-ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, u_char *data, size_t len);
-ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
+ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,
+    const char *what);
+ngx_int_t ngx_http_registry_redis_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 
 /*
  * Authorization (auth.c): an access-phase handler for registry locations
@@ -409,6 +405,9 @@ ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+
+/* /healthz (health.c): Redis answers PING, S3 answers HeadBucket */
+ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 
 /*
  * Manifest PUT (manifest_put.c), for the manifest handler (manifests.c).
@@ -502,7 +501,74 @@ ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
 
 /*
- * Redis: one connection per worker driven by nginx's event loop.
+ * One Redis connection driven by nginx's event loop (redis_conn.c), as
+ * the command connection (redis.c) and the subscriber (redis_sub.c)
+ * have it: the context (its ac->data points back here, which tells the
+ * adapter's hooks and the callbacks whose connection it is), the connect
+ * timer, and the failure the hooks post.  What differs is in the two
+ * handlers: what follows a successful connect(2) (the command connection
+ * sends PING, the subscriber turns on keepalive) and what a loss means
+ * (the command connection reconnects, the subscriber tells its handler).
+ * The server, from "registry_redis", is the same for both.
+ */
+typedef struct ngx_http_registry_redis_conn_s  ngx_http_registry_redis_conn_t;
+
+typedef void (*ngx_http_registry_redis_connect_pt)(
+    ngx_http_registry_redis_conn_t *conn);
+typedef void (*ngx_http_registry_redis_lost_pt)(
+    ngx_http_registry_redis_conn_t *conn, const char *what,
+    const char *detail);
+
+struct ngx_http_registry_redis_conn_s {
+    redisAsyncContext                   *ac;    /* NULL: disconnected */
+
+    ngx_event_t                          timer; /* connect */
+    ngx_event_t                          fail;  /* posted by the hooks */
+
+    ngx_http_registry_redis_connect_pt   on_connect;
+    ngx_http_registry_redis_lost_pt      on_lost;
+
+    const char                          *broken; /* why fail is posted */
+
+    unsigned                             ready:1; /* PING answered, or
+                                                     subscribed */
+};
+
+typedef struct {
+    ngx_str_t                   name;          /* as written, for the log */
+    char                       *host;
+    int                         port;
+    char                       *path;          /* unix socket */
+    ngx_str_t                   password;      /* empty: no AUTH */
+    ngx_msec_t                  timeout;       /* connect, and commands */
+    ngx_log_t                  *log;
+    unsigned                    configured:1;
+} ngx_http_registry_redis_server_t;
+
+extern ngx_http_registry_redis_server_t  ngx_http_registry_redis_server;
+
+ngx_int_t ngx_http_registry_redis_configure(ngx_cycle_t *cycle);
+void ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_connect_pt on_connect,
+    ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log);
+/* starts connecting; on failure nothing is left open, *detail says why */
+ngx_int_t ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
+    const char **detail);
+/* gone: what it means is up to on_lost */
+void ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail);
+/* closed by us, outside hiredis's callbacks, reported as lost */
+void ngx_http_registry_redis_drop(ngx_http_registry_redis_conn_t *conn,
+    const char *what);
+/* from inside hiredis: dropped from a posted event */
+void ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
+    const char *why);
+void ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev);
+/* closed without reporting a loss */
+void ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn);
+
+/*
+ * Redis (redis.c): one command connection per worker.
  * ngx_http_registry_redis_command() queues a command for the request;
  * when the reply (or a failure: reply NULL) arrives, it stores it in
  * ctx->reply and calls ngx_http_registry_resume(r), then runs the posted
@@ -514,9 +580,6 @@ ngx_int_t ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle);
 void ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
     const char **argv, const size_t *argvlen);
-ngx_int_t ngx_http_registry_redis_commandf(ngx_http_request_t *r,
-    const char *format, ...);
-ngx_uint_t ngx_http_registry_redis_connected(void);
 
 /*
  * The same, not tied to a request (background work): on NGX_OK, cb runs
@@ -529,8 +592,26 @@ ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
     void *data, int argc, const char **argv, const size_t *argvlen);
 
 /*
- * Pub/sub: a second connection per worker, in subscribe mode (the
- * command connection never is), to one channel.  The first
+ * A Lua script for the request (EVALSHA, sent again as EVAL on
+ * NOSCRIPT): args holds the nkeys keys, then the arguments.
+ * ngx_http_registry_run() and ngx_http_registry_call() (a command from
+ * ngx_str_t pointers) make it the operation a step waits for: next runs
+ * with the reply, and Redis not connected is answered 503 at once.
+ */
+ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, const char *script, ngx_uint_t nkeys,
+    ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_uint_t n, ...);
+/* element i of an array reply (or the reply itself, i = -1), a string */
+ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
+    ngx_str_t *s);
+
+/*
+ * Pub/sub (redis_sub.c): a second connection per worker, in subscribe
+ * mode (the command connection never is), to one channel.  The first
  * ngx_http_registry_redis_subscribe() opens it; handler then runs with
  * READY once Redis confirmed the subscription, MESSAGE for each message,
  * LOST when the connection went away (messages may have been missed:
@@ -544,23 +625,28 @@ ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
 typedef void (*ngx_http_registry_redis_sub_pt)(ngx_uint_t event,
     u_char *message, size_t len);
 
+ngx_int_t ngx_http_registry_redis_sub_init_worker(ngx_cycle_t *cycle);
+void ngx_http_registry_redis_sub_exit_worker(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_registry_redis_subscribe(ngx_str_t *channel,
     ngx_http_registry_redis_sub_pt handler);
 ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
- * S3: signed subrequests into the internal proxy_pass location.
- * ngx_http_registry_s3_request() starts the subrequest; when it is done
- * the answer is in ctx->s3 and ctx->next runs in the parent request.
+ * S3 (s3_request.c): signed subrequests into the internal proxy_pass
+ * location.  ngx_http_registry_s3_request() starts the subrequest; when
+ * it is done the answer is in ctx->s3 and ctx->next runs in the parent
+ * request.
  * With op->stream the response body is sent to the client: ctx->s3_header
  * runs first with the S3 status and must send the client's header (or
  * return an error, and the S3 body is dropped).
  */
 ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
-ngx_int_t ngx_http_registry_s3_presign(ngx_http_request_t *r,
-    ngx_str_t *key, ngx_str_t *url);
 ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
+/* the date SigV4 signs, and a key's subrequest URI and signed URI */
+ngx_int_t ngx_http_registry_s3_date(ngx_pool_t *pool, ngx_str_t *date);
+ngx_int_t ngx_http_registry_s3_uri(ngx_http_request_t *r, ngx_str_t *key,
+    ngx_str_t *uri, ngx_str_t *canonical);
 
 /*
  * A PutObject of the client body itself, sent to S3 while it arrives
@@ -586,16 +672,17 @@ ngx_int_t ngx_http_registry_stream_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_errors_init(ngx_conf_t *cf);
 
 /*
+ * S3 operations (s3.c).  A presigned GET URL of key, for redirects.
  * Operation builders: they fill *op (keys, upload ids and bodies are
  * referenced, not copied); queries and the CompleteMultipartUpload body
- * come from r->pool.  A NULL key to op_head is HeadBucket.  ETags are
- * kept unquoted in ctx->s3.etag and op_complete quotes them.
+ * come from r->pool.  ETags are kept unquoted in ctx->s3.etag and
+ * op_complete quotes them.
  */
+ngx_int_t ngx_http_registry_s3_presign(ngx_http_request_t *r,
+    ngx_str_t *key, ngx_str_t *url);
 ngx_int_t ngx_http_registry_s3_op_get(ngx_http_request_t *r,
     ngx_http_registry_s3_op_t *op, ngx_str_t *key, ngx_str_t *range,
     ngx_uint_t stream);
-ngx_int_t ngx_http_registry_s3_op_head(ngx_http_request_t *r,
-    ngx_http_registry_s3_op_t *op, ngx_str_t *key);
 ngx_int_t ngx_http_registry_s3_op_delete(ngx_http_request_t *r,
     ngx_http_registry_s3_op_t *op, ngx_str_t *key);
 ngx_int_t ngx_http_registry_s3_op_put(ngx_http_request_t *r,

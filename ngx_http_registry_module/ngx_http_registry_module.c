@@ -1,26 +1,15 @@
 
 /*
- * ngx_http_registry_module: directives, configuration, the content
- * handlers, and the helpers every handler uses to answer.
+ * ngx_http_registry_module: the module, its directives and
+ * configuration, the request ctx, the content handler and the resume of
+ * a request's pending step.
  */
 
 
 #include "ngx_http_registry.h"
 
-#include <jansson.h>
-
 
 static ngx_int_t ngx_http_registry_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_registry_eval_reply(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static u_char *ngx_http_registry_script_sha(const char *script);
-static ngx_int_t ngx_http_registry_health_redis(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_health_s3(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_health_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 
 static void *ngx_http_registry_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -268,10 +257,6 @@ ngx_module_t  ngx_http_registry_module = {
 };
 
 
-static ngx_str_t  ngx_http_registry_json_type =
-    ngx_string("application/json");
-
-
 ngx_http_registry_ctx_t *
 ngx_http_registry_get_ctx(ngx_http_request_t *r)
 {
@@ -348,219 +333,6 @@ ngx_http_registry_resume(ngx_http_request_t *r)
 }
 
 
-ngx_int_t
-ngx_http_registry_add_header(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value = *value;
-
-    return NGX_OK;
-}
-
-
-/* sends a whole response held in memory; returns what finalize wants */
-
-ngx_int_t
-ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *content_type, u_char *data, size_t len)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    static ngx_str_t  api_version = ngx_string("registry/2.0");
-
-    /*
-     * An answer given before the body was read (a refused chunk, an
-     * unknown upload): the body is still consumed, else on a keep-alive
-     * connection its bytes would be parsed as the next request.  A no-op
-     * once the body was read or discarded.
-     */
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (ngx_http_registry_add_header(r, "Docker-Distribution-API-Version",
-                                     &api_version)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    r->headers_out.status = status;
-
-    if (content_type != NULL) {
-        r->headers_out.content_type = *content_type;
-        r->headers_out.content_type_len = content_type->len;
-    }
-
-    if (len == 0 && data == NULL) {
-        r->headers_out.content_length_n = 0;
-        r->header_only = 1;
-
-    } else {
-        r->headers_out.content_length_n = len;
-    }
-
-    if (r->method == NGX_HTTP_HEAD) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->pos = data;
-    b->last = data + len;
-    b->memory = len ? 1 : 0;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-/*
- * The OCI error body; the message is ours, never the client's input.
- * A 5xx is logged as an error, except 503: its cause (Redis lost, S3 not
- * answering) is logged where it is found, and an outage must not write
- * a line per refused request.
- */
-
-ngx_int_t
-ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, const char *message)
-{
-    json_t      *body;
-    ngx_uint_t   level;
-
-    level = (status >= NGX_HTTP_INTERNAL_SERVER_ERROR
-             && status != NGX_HTTP_SERVICE_UNAVAILABLE)
-            ? NGX_LOG_ERR : NGX_LOG_INFO;
-
-    if (r->header_sent) {
-        /* a streamed response broke after its header: just end it */
-        return NGX_ERROR;
-    }
-
-    if (ngx_http_registry_api_uri(r)) {
-        /* Kubernetes clients read a Status, whoever refuses */
-
-        ngx_log_error(level, r->connection->log, 0,
-                      "registry: %ui %s: %s", status, code, message);
-
-        return ngx_http_registry_api_status(r, status, message);
-    }
-
-    body = json_pack("{s:[{s:s,s:s}]}", "errors", "code", code,
-                     "message", message);
-    if (body == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_log_error(level, r->connection->log, 0,
-                  "registry: %ui %s: %s", status, code, message);
-
-    return ngx_http_registry_send_json(r, status, body);
-}
-
-
-ngx_int_t
-ngx_http_registry_unavailable(ngx_http_request_t *r, const char *what)
-{
-    return ngx_http_registry_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                   "UNAVAILABLE", what);
-}
-
-
-/* a step got no usable Redis reply: 503, with Redis's error logged */
-
-ngx_int_t
-ngx_http_registry_redis_failed(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    if (ctx->reply == NULL) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
-    }
-
-    if (ctx->reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: redis error: %*s",
-                      ctx->reply->len, ctx->reply->str);
-
-    } else {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: unexpected redis reply type %d",
-                      ctx->reply->type);
-    }
-
-    return ngx_http_registry_unavailable(r, "redis: error");
-}
-
-
-ngx_int_t
-ngx_http_registry_send_json(ngx_http_request_t *r, ngx_uint_t status,
-    json_t *json)
-{
-    return ngx_http_registry_send_json_as(r, status,
-                                          &ngx_http_registry_json_type, json);
-}
-
-
-/* sends a JSON document and releases it */
-
-ngx_int_t
-ngx_http_registry_send_json_as(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, json_t *json)
-{
-    u_char  *p;
-    char    *text;
-    size_t   len;
-
-    text = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(text);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, text, len);
-    free(text);
-
-    return ngx_http_registry_send(r, status, type, p, len);
-}
-
-
 ngx_uint_t
 ngx_http_registry_redirect(ngx_http_request_t *r)
 {
@@ -569,28 +341,6 @@ ngx_http_registry_redirect(ngx_http_request_t *r)
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
     return mcf->s3.redirect;
-}
-
-
-/* an S3 operation failed: 503 when S3 did not answer, 500 otherwise */
-
-ngx_int_t
-ngx_http_registry_s3_failed(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    if (ctx->s3.status == 0 || ctx->s3.status == NGX_HTTP_BAD_GATEWAY
-        || ctx->s3.status == NGX_HTTP_GATEWAY_TIME_OUT
-        || ctx->s3.status == NGX_HTTP_SERVICE_UNAVAILABLE)
-    {
-        return ngx_http_registry_unavailable(r, "s3: no answer");
-    }
-
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "registry: s3 answered %ui \"%V\"",
-                  ctx->s3.status, &ctx->s3.error_code);
-
-    return ngx_http_registry_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                   "UNKNOWN", "storage error");
 }
 
 
@@ -619,203 +369,6 @@ ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key, const char *fmt,
 }
 
 
-/*
- * A Lua script run in Redis: several keys read or changed in one round
- * trip and atomically.  args holds the keys, then the arguments.  The
- * script goes by its SHA-1 (EVALSHA), which spares Redis parsing and
- * hashing it per call; Redis answers NOSCRIPT when it does not know it
- * yet (first use, restart, SCRIPT FLUSH), and the call is sent again with
- * the script's text, which caches it.
- */
-
-ngx_int_t
-ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
-    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
-{
-    u_char                   *p;
-    size_t                   *lens;
-    ngx_uint_t                i;
-    const char              **argv;
-    ngx_http_registry_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-
-    argv = ngx_palloc(r->pool, (nargs + 3) * sizeof(char *));
-    lens = ngx_palloc(r->pool, (nargs + 3) * sizeof(size_t));
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-
-    if (ctx == NULL || argv == NULL || lens == NULL || p == NULL) {
-        return NGX_ERROR;
-    }
-
-    argv[0] = "EVALSHA";      /* 7 long; EVAL, 4, once it was retried */
-    lens[0] = 7;
-    argv[1] = (const char *) ngx_http_registry_script_sha(script);
-    lens[1] = 40;
-    argv[2] = (const char *) p;
-    lens[2] = ngx_sprintf(p, "%ui", nkeys) - p;
-
-    /* copies: a retry outlives the replies some arguments came from */
-
-    for (i = 0; i < nargs; i++) {
-        p = ngx_pnalloc(r->pool, args[i].len + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (args[i].len) {
-            ngx_memcpy(p, args[i].data, args[i].len);
-        }
-
-        argv[i + 3] = (const char *) p;
-        lens[i + 3] = args[i].len;
-    }
-
-    if (ngx_http_registry_redis_command(r, nargs + 3, argv, lens) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ctx->eval_script = script;
-    ctx->eval_argv = argv;
-    ctx->eval_lens = lens;
-    ctx->eval_argc = nargs + 3;
-    ctx->eval_next = ctx->next;
-    ctx->next = ngx_http_registry_eval_reply;
-
-    return NGX_OK;
-}
-
-
-/* a script as the operation a step waits for: next runs with its reply */
-
-ngx_int_t
-ngx_http_registry_run(ngx_http_request_t *r, ngx_http_registry_step_pt next,
-    const char *script, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
-{
-    ngx_http_registry_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-    ctx->next = next;
-
-    if (ngx_http_registry_eval(r, script, nkeys, args, nargs) != NGX_OK) {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_registry_eval_reply(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    redisReply  *reply;
-
-    reply = ctx->reply;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR
-        || reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0
-        || ctx->eval_lens[0] != 7)
-    {
-        return ctx->eval_next(r, ctx);
-    }
-
-    ctx->eval_argv[0] = "EVAL";
-    ctx->eval_lens[0] = 4;
-    ctx->eval_argv[1] = ctx->eval_script;
-    ctx->eval_lens[1] = ngx_strlen(ctx->eval_script);
-    ctx->next = ctx->eval_next;
-
-    if (ngx_http_registry_redis_command(r, ctx->eval_argc, ctx->eval_argv,
-                                        ctx->eval_lens)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
-}
-
-
-/* the SHA-1 of a script in hex, computed once per script per worker */
-
-static u_char *
-ngx_http_registry_script_sha(const char *script)
-{
-    u_char      hash[SHA_DIGEST_LENGTH];
-    ngx_uint_t  i;
-
-    static struct {
-        const char  *script;
-        u_char       hex[2 * SHA_DIGEST_LENGTH];
-    }           cache[64];
-
-    for (i = 0; i < 64 && cache[i].script != NULL; i++) {
-        if (cache[i].script == script) {
-            return cache[i].hex;
-        }
-    }
-
-    if (i == 64) {
-        /* more scripts than expected: correct, only slower */
-        i = 63;
-    }
-
-    SHA1((u_char *) script, ngx_strlen(script), hash);
-    ngx_hex_dump(cache[i].hex, hash, SHA_DIGEST_LENGTH);
-    cache[i].script = script;
-
-    return cache[i].hex;
-}
-
-
-/*
- * A Redis command from strings (a NULL-terminated list): ctx->next runs
- * with the reply.  Answers 503 at once when Redis is not connected.
- */
-
-ngx_int_t
-ngx_http_registry_call(ngx_http_request_t *r, ngx_http_registry_step_pt next,
-    ngx_uint_t n, ...)
-{
-    va_list                   ap;
-    size_t                   *lens;
-    ngx_str_t                *s;
-    ngx_uint_t                i;
-    const char              **argv;
-    ngx_http_registry_ctx_t  *ctx;
-
-    argv = ngx_palloc(r->pool, n * sizeof(char *));
-    lens = ngx_palloc(r->pool, n * sizeof(size_t));
-    if (argv == NULL || lens == NULL) {
-        return NGX_ERROR;
-    }
-
-    va_start(ap, n);
-
-    for (i = 0; i < n; i++) {
-        s = va_arg(ap, ngx_str_t *);
-        argv[i] = (const char *) s->data;
-        lens[i] = s->len;
-    }
-
-    va_end(ap);
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-    ctx->next = next;
-
-    if (ngx_http_registry_redis_command(r, n, argv, lens) != NGX_OK) {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
-}
-
-
 ngx_chain_t *
 ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s)
 {
@@ -836,131 +389,6 @@ ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s)
     cl->next = NULL;
 
     return cl;
-}
-
-
-/* element i of an array reply (or the reply itself, i = -1) as a string */
-
-ngx_int_t
-ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i, ngx_str_t *s)
-{
-    if (reply == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (i != (ngx_uint_t) -1) {
-        if (reply->type != REDIS_REPLY_ARRAY || i >= reply->elements) {
-            return NGX_ERROR;
-        }
-
-        reply = reply->element[i];
-    }
-
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        return NGX_DECLINED;
-    }
-
-    if (reply->type != REDIS_REPLY_STRING
-        && reply->type != REDIS_REPLY_STATUS)
-    {
-        return NGX_DECLINED;
-    }
-
-    s->data = (u_char *) reply->str;
-    s->len = reply->len;
-
-    return NGX_OK;
-}
-
-
-/* /healthz: Redis answers PING and S3 answers HEAD on the bucket */
-
-static ngx_int_t
-ngx_http_registry_health_handler(ngx_http_request_t *r)
-{
-    ngx_int_t                 rc;
-    ngx_http_registry_ctx_t  *ctx;
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    ctx = ngx_http_registry_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_registry_health_redis(r, ctx);
-
-    if (rc == NGX_DONE) {
-        r->main->count++;
-    }
-
-    return rc;
-}
-
-
-static ngx_int_t
-ngx_http_registry_health_redis(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    static const char  *argv[] = { "PING" };
-
-    ctx->next = ngx_http_registry_health_s3;
-
-    if (ngx_http_registry_redis_command(r, 1, argv, NULL) != NGX_OK) {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
-
-    return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_registry_health_s3(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_http_registry_s3_op_t  op;
-
-    if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
-        return ngx_http_registry_unavailable(r, "redis: no answer");
-    }
-
-    ngx_memzero(&op, sizeof(ngx_http_registry_s3_op_t));
-    ngx_str_set(&op.method, "HEAD");
-
-    ctx->next = ngx_http_registry_health_done;
-
-    if (ngx_http_registry_s3_request(r, ctx, &op) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_registry_health_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    static u_char  ok[] = "{\"redis\":\"ok\",\"s3\":\"ok\"}";
-
-    if (ctx->s3.status != NGX_HTTP_OK) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "registry: s3 health check answered %ui",
-                      ctx->s3.status);
-        return ngx_http_registry_unavailable(r, "s3: no answer");
-    }
-
-    return ngx_http_registry_send(r, NGX_HTTP_OK,
-                                  &ngx_http_registry_json_type,
-                                  ok, sizeof(ok) - 1);
 }
 
 
@@ -1339,7 +767,11 @@ ngx_http_registry_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_registry_redis_init_worker(cycle);
+    if (ngx_http_registry_redis_init_worker(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_redis_sub_init_worker(cycle);
 }
 
 
@@ -1354,5 +786,6 @@ ngx_http_registry_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_registry_redis_sub_exit_worker(cycle);
     ngx_http_registry_redis_exit_worker(cycle);
 }

@@ -1,0 +1,582 @@
+
+/*
+ * ngx_http_registry_module: one hiredis 0.14 asynchronous connection to
+ * the Redis server, driven by nginx's event loop, as the command
+ * connection (redis.c) and the subscriber (redis_sub.c) both have it.
+ *
+ * The hiredis socket is wrapped in an ngx_connection_t whose read and
+ * write handlers call redisAsyncHandleRead() and redisAsyncHandleWrite().
+ * The connect runs under an nginx timer.  Nothing here blocks: the
+ * connect is non-blocking and the address is an IP or a unix socket
+ * path, never a name to resolve.  With a password, AUTH is the first
+ * command of the connection.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+#include "ngx_http_registry.h"
+
+
+#define NGX_HTTP_REGISTRY_REDIS_TIMEOUT      5000
+
+
+static void ngx_http_registry_redis_auth_handler(redisAsyncContext *ac,
+    void *reply, void *data);
+static void ngx_http_registry_redis_connect_handler(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_disconnect_handler(
+    const redisAsyncContext *ac, int status);
+static void ngx_http_registry_redis_fail_handler(ngx_event_t *ev);
+
+static void ngx_http_registry_redis_read_handler(ngx_event_t *rev);
+static void ngx_http_registry_redis_write_handler(ngx_event_t *wev);
+static void ngx_http_registry_redis_add_read(void *data);
+static void ngx_http_registry_redis_del_read(void *data);
+static void ngx_http_registry_redis_add_write(void *data);
+static void ngx_http_registry_redis_del_write(void *data);
+static void ngx_http_registry_redis_add_event(ngx_event_t *ev,
+    ngx_int_t event);
+static void ngx_http_registry_redis_del_event(ngx_event_t *ev,
+    ngx_int_t event);
+static void ngx_http_registry_redis_broken(ngx_event_t *ev);
+static void ngx_http_registry_redis_cleanup(void *data);
+
+
+ngx_http_registry_redis_server_t  ngx_http_registry_redis_server;
+
+
+/* the worker's server, from "registry_redis"; NGX_DECLINED: none */
+
+ngx_int_t
+ngx_http_registry_redis_configure(ngx_cycle_t *cycle)
+{
+    ngx_http_registry_redis_server_t  *rs;
+    ngx_http_registry_main_conf_t     *mcf;
+
+    rs = &ngx_http_registry_redis_server;
+
+    ngx_memzero(rs, sizeof(ngx_http_registry_redis_server_t));
+
+    /* the cache manager and loader have no use for Redis */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_DECLINED;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_registry_module);
+    if (mcf == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (mcf->redis_addr != NULL && mcf->redis_host.len) {
+        rs->host = (char *) mcf->redis_host.data;
+        rs->port = (int) mcf->redis_port;
+
+    } else if (mcf->redis_unix.len) {
+        rs->path = (char *) mcf->redis_unix.data;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    rs->configured = 1;
+    rs->name = mcf->redis;
+    rs->password = mcf->redis_password;
+    rs->log = cycle->log;
+
+    rs->timeout = mcf->redis_timeout;
+    if (rs->timeout == 0 || rs->timeout == NGX_CONF_UNSET_MSEC) {
+        rs->timeout = NGX_HTTP_REGISTRY_REDIS_TIMEOUT;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_connect_pt on_connect,
+    ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log)
+{
+    conn->on_connect = on_connect;
+    conn->on_lost = on_lost;
+
+    conn->timer.handler = ngx_http_registry_redis_connect_timer_handler;
+    conn->timer.data = conn;
+    conn->timer.log = log;
+
+    conn->fail.handler = ngx_http_registry_redis_fail_handler;
+    conn->fail.data = conn;
+    conn->fail.log = log;
+}
+
+
+/*
+ * Starts connecting conn to the server, under the connect timer.  On
+ * failure nothing is left open and *detail tells why.
+ */
+
+ngx_int_t
+ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
+    const char **detail)
+{
+    ngx_connection_t                  *c;
+    redisAsyncContext                 *ac;
+    ngx_http_registry_redis_server_t  *rs;
+
+    /* ac->errstr goes with ac: a copy outlives it */
+
+    static u_char                      errstr[128];
+
+    rs = &ngx_http_registry_redis_server;
+
+    /*
+     * Both are non-blocking: connect(2) returns EINPROGRESS and the
+     * connect callback tells the outcome.  The host is an IP address
+     * (the directive refuses names), which getaddrinfo() converts
+     * without any lookup.
+     */
+
+    if (rs->path) {
+        ac = redisAsyncConnectUnix(rs->path);
+
+    } else {
+        ac = redisAsyncConnect(rs->host, rs->port);
+    }
+
+    if (ac == NULL) {
+        *detail = "out of memory";
+        return NGX_ERROR;
+    }
+
+    if (ac->err) {
+        (void) ngx_cpystrn(errstr, (u_char *) ac->errstr, sizeof(errstr));
+        *detail = (const char *) errstr;
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rs->log);
+    if (c == NULL) {
+        *detail = "no free connection";
+        redisAsyncFree(ac);
+        return NGX_ERROR;
+    }
+
+    c->data = ac;
+
+    c->read->handler = ngx_http_registry_redis_read_handler;
+    c->write->handler = ngx_http_registry_redis_write_handler;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    ac->data = conn;
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_registry_redis_add_read;
+    ac->ev.delRead = ngx_http_registry_redis_del_read;
+    ac->ev.addWrite = ngx_http_registry_redis_add_write;
+    ac->ev.delWrite = ngx_http_registry_redis_del_write;
+    ac->ev.cleanup = ngx_http_registry_redis_cleanup;
+
+    conn->ac = ac;
+    conn->ready = 0;
+    conn->broken = NULL;
+
+    /* this asks for the write event that reports the end of connect(2) */
+
+    (void) redisAsyncSetConnectCallback(ac,
+                                   ngx_http_registry_redis_connect_handler);
+    (void) redisAsyncSetDisconnectCallback(ac,
+                                   ngx_http_registry_redis_disconnect_handler);
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    conn->timer.cancelable = 1;
+    ngx_add_timer(&conn->timer, rs->timeout);
+
+    /*
+     * hiredis sends its buffer in order once connected: AUTH queued now
+     * goes before any command taken during the connect.  The password is
+     * never logged, nor is the command.
+     */
+
+    if (rs->password.len
+        && redisAsyncCommand(ac, ngx_http_registry_redis_auth_handler, conn,
+                             "AUTH %b", rs->password.data,
+                             rs->password.len)
+           != REDIS_OK)
+    {
+        ngx_http_registry_redis_close(conn);
+        *detail = "AUTH not queued";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A refused password fails the connection: the commands queued behind
+ * AUTH get NULL replies (503) when hiredis frees the context.  A NULL
+ * reply is a loss that the connect or disconnect callback reports.
+ */
+
+static void
+ngx_http_registry_redis_auth_handler(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                      *rr;
+    ngx_http_registry_redis_conn_t  *conn;
+
+    rr = reply;
+    conn = data;
+
+    if (rr == NULL || ac != conn->ac || rr->type != REDIS_REPLY_ERROR) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, "authentication failed", rr->str);
+
+    /* from a reply callback, hiredis frees the context on return */
+
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_registry_redis_connect_handler(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ac->data;
+
+    if (ac != conn->ac) {
+        return;
+    }
+
+    if (status != REDIS_OK) {
+        /* hiredis frees the context when this returns */
+        ngx_http_registry_redis_lost(conn, "connect failed",
+                                     ac->err ? ac->errstr : NULL);
+        return;
+    }
+
+    conn->on_connect(conn);
+}
+
+
+/*
+ * Runs when a connection that was up goes away.  The callbacks of its
+ * pending commands ran before: on the command connection, the first of
+ * them, if any, already reported the loss.
+ */
+
+static void
+ngx_http_registry_redis_disconnect_handler(const redisAsyncContext *ac,
+    int status)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ac->data;
+
+    if (ac != conn->ac) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, "connection lost",
+                                 ac->err ? ac->errstr : NULL);
+}
+
+
+/*
+ * The connection is gone (or going: hiredis may still be freeing it).
+ * What that means, and what the log says, is up to its on_lost.
+ */
+
+void
+ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail)
+{
+    conn->ac = NULL;
+    conn->ready = 0;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    conn->on_lost(conn, what, detail);
+}
+
+
+/*
+ * Closes the connection from our side: never called from within a
+ * hiredis callback, where redisAsyncFree() would be deferred.  The
+ * pending commands get their NULL replies before this returns.
+ */
+
+void
+ngx_http_registry_redis_drop(ngx_http_registry_redis_conn_t *conn,
+    const char *what)
+{
+    redisAsyncContext  *ac;
+
+    ac = conn->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, what, NULL);
+
+    redisAsyncFree(ac);
+}
+
+
+/*
+ * hiredis calls the event hooks and the connect callback from inside its
+ * own functions, where the context cannot be freed: a failure there
+ * drops the connection from a posted event.
+ */
+
+void
+ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
+    const char *why)
+{
+    if (conn->broken == NULL) {
+        conn->broken = why;
+    }
+
+    ngx_post_event(&conn->fail, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_registry_redis_fail_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ev->data;
+
+    /* a connection opened since is not the one that failed */
+
+    if (conn->broken) {
+        ngx_http_registry_redis_drop(conn, conn->broken);
+    }
+}
+
+
+void
+ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_conn_t  *conn;
+
+    conn = ev->data;
+
+    if (conn->ac != NULL && !conn->ready) {
+        ngx_http_registry_redis_drop(conn, "connect timed out");
+    }
+}
+
+
+/*
+ * Closes the connection without reporting a loss: at worker exit, or a
+ * connection just opened that cannot be used.
+ */
+
+void
+ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn)
+{
+    redisAsyncContext  *ac;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    if (conn->fail.posted) {
+        ngx_delete_posted_event(&conn->fail);
+    }
+
+    ac = conn->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    conn->ac = NULL;
+    conn->ready = 0;
+
+    redisAsyncFree(ac);
+}
+
+
+/*
+ * The event library adapter.
+ *
+ * The events are level-triggered (NGX_LEVEL_EVENT, not the edge-triggered
+ * NGX_CLEAR_EVENT that ngx_handle_read_event() would choose with epoll):
+ * redisAsyncHandleRead() makes a single read(2) of at most 16 KiB, so
+ * with an edge-triggered event the rest of a larger reply would sit in
+ * the socket until more data arrived, which it never does when Redis has
+ * sent everything.  Looping on the read instead is not possible: hiredis
+ * does not tell when read(2) hit EAGAIN, and the context may be freed by
+ * the call.  Level-triggered, epoll reports the socket again on the next
+ * loop iteration while data remains, 16 KiB at a time, fairly interleaved
+ * with the other connections.  Writes follow the same rule: hiredis adds
+ * the write event while output is pending and removes it when done.
+ */
+
+static void
+ngx_http_registry_redis_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t  *c;
+
+    c = rev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "registry redis read");
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_registry_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t  *c;
+
+    c = wev->data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "registry redis write");
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+static void
+ngx_http_registry_redis_add_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_add_event(c->read, NGX_READ_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_del_read(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_del_event(c->read, NGX_READ_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_add_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_add_event(c->write, NGX_WRITE_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_del_write(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_http_registry_redis_del_event(c->write, NGX_WRITE_EVENT);
+}
+
+
+static void
+ngx_http_registry_redis_add_event(ngx_event_t *ev, ngx_int_t event)
+{
+    if (ev->active) {
+        return;
+    }
+
+    if (ngx_add_event(ev, event, NGX_LEVEL_EVENT) == NGX_OK) {
+        return;
+    }
+
+    ngx_http_registry_redis_broken(ev);
+}
+
+
+static void
+ngx_http_registry_redis_del_event(ngx_event_t *ev, ngx_int_t event)
+{
+    if (!ev->active) {
+        return;
+    }
+
+    if (ngx_del_event(ev, event, 0) == NGX_OK) {
+        return;
+    }
+
+    ngx_http_registry_redis_broken(ev);
+}
+
+
+/* an event call failed for the connection of ev */
+
+static void
+ngx_http_registry_redis_broken(ngx_event_t *ev)
+{
+    ngx_connection_t   *c;
+    redisAsyncContext  *ac;
+
+    c = ev->data;
+    ac = c->data;
+
+    ngx_http_registry_redis_fail(ac->data, "event registration failed");
+}
+
+
+/*
+ * hiredis is freeing the context and closes the socket itself right after
+ * this: the events are removed explicitly (not with NGX_CLOSE_EVENT) as
+ * the descriptor is still open here, then the connection is released.
+ */
+
+static void
+ngx_http_registry_redis_cleanup(void *data)
+{
+    ngx_connection_t  *c = data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "registry redis cleanup");
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->read->closed = 1;
+    c->write->closed = 1;
+
+    ngx_free_connection(c);
+
+    /* the epoll loop tests it to skip the stale write half of an event */
+
+    c->fd = (ngx_socket_t) -1;
+}
