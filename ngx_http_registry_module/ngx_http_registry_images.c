@@ -218,7 +218,6 @@ static const char  ngx_http_registry_image_check_lua[] =
     "return b\n";
 
 
-
 const char *
 ngx_http_registry_imagestream_script(const char **cache, const char *script)
 {
@@ -247,7 +246,6 @@ ngx_http_registry_imagestream_script(const char **cache, const char *script)
 
     return *cache;
 }
-
 
 
 /* the Image of a manifest being pushed */

@@ -153,7 +153,6 @@ ngx_http_registry_uuid(ngx_pool_t *pool, ngx_str_t *uuid)
 }
 
 
-
 /* whether the URI is one of the image API's, answered in its own shape */
 
 ngx_uint_t
@@ -165,8 +164,8 @@ ngx_http_registry_api_uri(ngx_http_request_t *r)
 
 
 /*
- * Kubernetes' Status: every error of an /apis/ URI (module.c's
- * ngx_http_registry_error() sends it for them).
+ * Kubernetes' Status: every error of an /apis/ URI
+ * (ngx_http_registry_error() sends it for them).
  */
 
 ngx_int_t

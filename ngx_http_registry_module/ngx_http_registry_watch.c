@@ -121,7 +121,6 @@ static const char  ngx_http_registry_replay_lua[] =
     "end\n";
 
 
-
 /*
  * Watches.  A watcher is registered (and the worker subscribed) before
  * its replay is read: a change committed before the read is in the
