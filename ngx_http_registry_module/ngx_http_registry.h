@@ -195,7 +195,10 @@ enum {
     NGX_HTTP_REGISTRY_ROUTE_UPLOAD,            /* .../blobs/uploads/ID */
     NGX_HTTP_REGISTRY_ROUTE_REFERRERS,
     NGX_HTTP_REGISTRY_ROUTE_TOKEN,
-    NGX_HTTP_REGISTRY_ROUTE_API
+    NGX_HTTP_REGISTRY_ROUTE_API_STREAMS,       /* namespaces/P/imagestreams */
+    NGX_HTTP_REGISTRY_ROUTE_API_STREAM,        /* .../imagestreams/N */
+    NGX_HTTP_REGISTRY_ROUTE_API_TAG,           /* .../imagestreamtags/N:T */
+    NGX_HTTP_REGISTRY_ROUTE_API_IMAGE          /* images/D */
 };
 
 
@@ -281,7 +284,7 @@ typedef struct {
 
 /*
  * A manifest being pushed, kept in ctx->data until the answer
- * (manifest_put.c); imagestreams.c makes its Image object from it.
+ * (manifest_put.c); images.c makes its Image object from it.
  */
 typedef struct {
     json_t                         *json;      /* freed with the pool */
@@ -295,7 +298,7 @@ typedef struct {
     ngx_http_registry_descriptor_t  config;        /* image manifests */
     ngx_array_t                     refs;      /* layers, or manifests[] */
     ngx_str_t                       object;    /* Image JSON, or empty */
-    void                           *image;     /* imagestreams.c's state */
+    void                           *image;     /* images.c's state */
 } ngx_http_registry_manifest_t;
 
 
@@ -330,6 +333,22 @@ ngx_int_t ngx_http_registry_redis_failed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_s3_failed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+
+/*
+ * Core helpers (util.c).  ngx_http_registry_api_uri() tells an /apis/
+ * URI, whose errors are Kubernetes' Status, which
+ * ngx_http_registry_api_status() sends.
+ */
+ngx_int_t ngx_http_registry_public_host(ngx_http_request_t *r,
+    ngx_str_t *host);
+ngx_int_t ngx_http_registry_timestamp(ngx_pool_t *pool, ngx_str_t *ts,
+    ngx_uint_t msec);
+ngx_int_t ngx_http_registry_uuid(ngx_pool_t *pool, ngx_str_t *uuid);
+ngx_uint_t ngx_http_registry_api_uri(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_api_status(ngx_http_request_t *r,
+    ngx_uint_t status, const char *message);
+json_t *ngx_http_registry_api_status_json(ngx_uint_t status,
+    const char *message);
 
 /*
  * Authorization (auth.c): an access-phase handler for registry locations
@@ -372,7 +391,7 @@ ngx_int_t ngx_http_registry_auth_credentials(ngx_pool_t *pool,
 ngx_table_elt_t *ngx_http_registry_auth_find(ngx_list_t *headers,
     const char *name);
 
-/* router: /v2/ and friends */
+/* router: /v2/, /apis/ and friends */
 ngx_int_t ngx_http_registry_route(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_parse(ngx_http_request_t *r,
@@ -422,35 +441,35 @@ ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
 
 /*
- * Image streams, images and their API (imagestreams.c).
- *
- * ngx_http_registry_api_parse() reads /apis/image.openshift.io/v1/...
- * for the router (route, project, repository, action); NGX_DECLINED
- * with ctx->error_* set for a URI it cannot serve.
- * ngx_http_registry_image_prepare() makes the Image object of the
- * manifest in ctx->data (reading its config blob once), then runs next.
- * ngx_http_registry_imagestream_script() prefixes a manifest script with
- * the Lua functions that keep image streams (is_push, is_untag,
- * is_forget, image_put); the text is made once per worker.
+ * Images (images.c).  ngx_http_registry_image_prepare() makes the Image
+ * object of the manifest in ctx->data (reading its config blob once),
+ * then runs next.  ngx_http_registry_imagestream_script() prefixes a
+ * manifest script with the Lua functions that keep image streams
+ * (is_push, is_untag, is_forget, image_put); the text is made once per
+ * worker.
  */
-ngx_int_t ngx_http_registry_api_parse(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_api_handler(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_uint_t ngx_http_registry_api_uri(ngx_http_request_t *r);
-ngx_int_t ngx_http_registry_api_status(ngx_http_request_t *r,
-    ngx_uint_t status, const char *message);
-json_t *ngx_http_registry_api_status_json(ngx_uint_t status,
-    const char *message);
 ngx_int_t ngx_http_registry_image_prepare(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
 const char *ngx_http_registry_imagestream_script(const char **cache,
     const char *script);
-ngx_int_t ngx_http_registry_public_host(ngx_http_request_t *r,
-    ngx_str_t *host);
-ngx_int_t ngx_http_registry_timestamp(ngx_pool_t *pool, ngx_str_t *ts,
-    ngx_uint_t msec);
-ngx_int_t ngx_http_registry_uuid(ngx_pool_t *pool, ngx_str_t *uuid);
+
+/*
+ * The image API's routes (imagestreams.c); its Lua script that reads a
+ * project's streams, which a watch sends first.
+ */
+extern const char  ngx_http_registry_streams_lua[];
+ngx_int_t ngx_http_registry_api_streams_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_api_stream_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_api_tag_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_api_image_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+
+/* a watch of a project's image streams (watch.c) */
+ngx_int_t ngx_http_registry_watch_start(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 
 /*
  * Events (events.c): distribution's notification for every push, mount,

@@ -1,11 +1,15 @@
 
 /*
- * The router: maps a /v2/ URI to a route, checks the repository name and
- * the reference, and hands the request to the file that owns the route.
+ * The router: maps a /v2/ or /apis/ URI to a route, checks the
+ * repository name and the reference, and hands the request to the file
+ * that owns the route.
  */
 
 
 #include "ngx_http_registry.h"
+
+
+#define NGX_HTTP_REGISTRY_API_PREFIX  "/apis/image.openshift.io/v1/"
 
 
 typedef ngx_int_t (*ngx_http_registry_route_pt)(ngx_http_request_t *r,
@@ -22,6 +26,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_registry_base(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_parse_api(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_check_name(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -67,9 +73,21 @@ static ngx_http_registry_route_t  ngx_http_registry_routes[] = {
       NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
       ngx_http_registry_token_handler, "GET, HEAD" },
 
-    { NGX_HTTP_REGISTRY_ROUTE_API,
+    { NGX_HTTP_REGISTRY_ROUTE_API_STREAMS,
       NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
-      ngx_http_registry_api_handler, "GET, HEAD" },
+      ngx_http_registry_api_streams_handler, "GET, HEAD" },
+
+    { NGX_HTTP_REGISTRY_ROUTE_API_STREAM,
+      NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
+      ngx_http_registry_api_stream_handler, "GET, HEAD" },
+
+    { NGX_HTTP_REGISTRY_ROUTE_API_TAG,
+      NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
+      ngx_http_registry_api_tag_handler, "GET, HEAD" },
+
+    { NGX_HTTP_REGISTRY_ROUTE_API_IMAGE,
+      NGX_HTTP_GET|NGX_HTTP_HEAD, 0,
+      ngx_http_registry_api_image_handler, "GET, HEAD" },
 
     { NGX_HTTP_REGISTRY_ROUTE_NONE, 0, 0, NULL, NULL }
 };
@@ -168,10 +186,8 @@ ngx_http_registry_parse(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
         return NGX_OK;
     }
 
-    /* /apis/image.openshift.io/v1/...: imagestreams.c reads the rest */
-
     if (ngx_http_registry_api_uri(r)) {
-        return ngx_http_registry_api_parse(r, ctx);
+        return ngx_http_registry_parse_api(r, ctx);
     }
 
     if (uri.len < 3 || ngx_strncmp(uri.data, "/v2", 3) != 0
@@ -303,6 +319,148 @@ ngx_http_registry_parse(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
     }
 
     return ngx_http_registry_check_name(r, ctx);
+}
+
+
+/*
+ * /apis/image.openshift.io/v1/...: the route, with ctx's project,
+ * repository, reference and action; NGX_DECLINED with ctx->error_* set
+ * when the URI names nothing that can exist (404, as Kubernetes
+ * answers).  The list of a project's streams is authorized as a pull of
+ * <project>/imagestreams: the authorizer decides by project.
+ */
+
+static ngx_int_t
+ngx_http_registry_parse_api(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char      *p, *last, *colon;
+    ngx_str_t    seg[5];
+    ngx_uint_t   n, route;
+
+    p = r->uri.data + sizeof(NGX_HTTP_REGISTRY_API_PREFIX) - 1;
+    last = r->uri.data + r->uri.len;
+
+    if (r->uri.len < sizeof(NGX_HTTP_REGISTRY_API_PREFIX) - 1
+        || ngx_strncmp(r->uri.data, NGX_HTTP_REGISTRY_API_PREFIX,
+                       sizeof(NGX_HTTP_REGISTRY_API_PREFIX) - 1)
+           != 0)
+    {
+        goto not_found;
+    }
+
+    for (n = 0; p < last; n++) {
+        if (n == 5) {
+            goto not_found;
+        }
+
+        seg[n].data = p;
+
+        while (p < last && *p != '/') {
+            p++;
+        }
+
+        seg[n].len = p - seg[n].data;
+
+        if (seg[n].len == 0) {
+            goto not_found;
+        }
+
+        if (p < last) {
+            p++;
+
+            if (p == last) {
+                goto not_found;
+            }
+        }
+    }
+
+#define ngx_http_registry_seg_is(i, s)                                        \
+    (seg[i].len == sizeof(s) - 1 && ngx_strncmp(seg[i].data, s, seg[i].len) \
+                                    == 0)
+
+    ngx_str_null(&ctx->image);
+    ngx_str_null(&ctx->reference);
+
+    if (n == 2 && ngx_http_registry_seg_is(0, "images")) {
+        if (ngx_http_registry_check_digest(&seg[1]) != NGX_OK) {
+            goto not_found;
+        }
+
+        ctx->route = NGX_HTTP_REGISTRY_ROUTE_API_IMAGE;
+        ctx->action = NGX_HTTP_REGISTRY_ACTION_LIST;
+        ctx->reference = seg[1];
+        ngx_str_null(&ctx->repo);
+        ngx_str_null(&ctx->project);
+
+        return NGX_OK;
+    }
+
+    if (n < 3 || !ngx_http_registry_seg_is(0, "namespaces")) {
+        goto not_found;
+    }
+
+    ctx->project = seg[1];
+
+    if (n == 3 && ngx_http_registry_seg_is(2, "imagestreams")) {
+        route = NGX_HTTP_REGISTRY_ROUTE_API_STREAMS;
+        ngx_str_set(&ctx->image, "imagestreams");
+
+    } else if (n == 4 && ngx_http_registry_seg_is(2, "imagestreams")) {
+        route = NGX_HTTP_REGISTRY_ROUTE_API_STREAM;
+        ctx->image = seg[3];
+
+    } else if (n == 4 && ngx_http_registry_seg_is(2, "imagestreamtags")) {
+        route = NGX_HTTP_REGISTRY_ROUTE_API_TAG;
+
+        colon = ngx_strlchr(seg[3].data, seg[3].data + seg[3].len, ':');
+        if (colon == NULL) {
+            goto not_found;
+        }
+
+        ctx->image.data = seg[3].data;
+        ctx->image.len = colon - seg[3].data;
+        ctx->reference.data = colon + 1;
+        ctx->reference.len = seg[3].data + seg[3].len - colon - 1;
+
+        if (!ngx_http_registry_is_tag(&ctx->reference)) {
+            goto not_found;
+        }
+
+    } else {
+        goto not_found;
+    }
+
+#undef ngx_http_registry_seg_is
+
+    if (ngx_http_registry_keyf(r->pool, &ctx->repo, "%V/%V", &ctx->project,
+                               &ctx->image)
+        != NGX_OK)
+    {
+        return ngx_http_registry_parse_fail(ctx,
+                                            NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                            "UNKNOWN", "out of memory");
+    }
+
+    if (!ngx_http_registry_is_repo(&ctx->repo)) {
+        goto not_found;
+    }
+
+    if (route == NGX_HTTP_REGISTRY_ROUTE_API_STREAMS) {
+        ngx_str_null(&ctx->image);
+    }
+
+    ctx->route = route;
+    ctx->action = NGX_HTTP_REGISTRY_ACTION_PULL;
+
+    return NGX_OK;
+
+not_found:
+
+    return ngx_http_registry_parse_fail(ctx, NGX_HTTP_NOT_FOUND,
+                                        "NAME_UNKNOWN",
+                                        "the server could not find the "
+                                        "requested resource");
 }
 
 
