@@ -429,6 +429,135 @@ ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 
 /*
+ * Blob uploads in three files: uploads.c (the route handlers and their
+ * answers), upload_session.c (the session in Redis and the claim on
+ * it), upload_store.c (the bytes to S3, and the commit that makes them
+ * a blob).  A request's state is one ngx_http_registry_upload_t in
+ * ctx->data; each operation that completes comes back to
+ * ngx_http_registry_upload_drive(), which starts the next.
+ */
+#define NGX_HTTP_REGISTRY_ID_LEN       32
+#define NGX_HTTP_REGISTRY_SHA_VERSION  '1'
+
+/* S3's largest part and object of a single PUT */
+#ifndef NGX_HTTP_REGISTRY_MAX_PART
+#define NGX_HTTP_REGISTRY_MAX_PART     ((off_t) 5 * 1024 * 1024 * 1024)
+#endif
+
+/*
+ * Lua shared by the scripts: "busy" is "<token> <deadline>", the
+ * deadline in Redis's own clock, so that hosts need not agree on time.
+ */
+#define NGX_HTTP_REGISTRY_BUSY_LUA                                           \
+    "local function taken(b) "                                               \
+    "  if not b then return false end "                                      \
+    "  local d = tonumber(string.match(b, ' (%d+)$')) "                      \
+    "  return d ~= nil and d > tonumber(redis.call('TIME')[1]) "             \
+    "end "                                                                   \
+    "local function ours(b, t) "                                             \
+    "  return b ~= false and b ~= nil and string.sub(b, 1, #t + 1) "         \
+    "         == t .. ' ' "                                                  \
+    "end "                                                                   \
+    "local function busy(b) "                                                \
+    "  local d = tonumber(string.match(b, ' (%d+)$')) "                      \
+    "  return {'busy', d - tonumber(redis.call('TIME')[1])} "                \
+    "end "
+
+/* the claim's renewals (upload_session.c) */
+typedef struct ngx_http_registry_claim_s   ngx_http_registry_claim_t;
+typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
+
+struct ngx_http_registry_upload_s {
+    ngx_http_request_t         *request;
+    ngx_str_t                   id;
+    ngx_str_t                   key;          /* the S3 object */
+    ngx_str_t                   session;      /* upload:ID */
+    ngx_str_t                   etags;        /* upload:ID:etags */
+    ngx_str_t                   tail_key;     /* upload:ID:tail */
+    ngx_str_t                   blob;         /* blob:D of the claim */
+    ngx_str_t                   mpu;          /* multipart id, or empty */
+    ngx_str_t                   claimed;      /* the client's digest */
+    ngx_str_t                   tail;         /* tail bytes, once loaded */
+    ngx_str_t                   token;        /* our claim on the session */
+    ngx_array_t                *committed;    /* parts before us, loaded */
+    ngx_array_t                *parts;        /* the parts we sent */
+    ngx_http_registry_step_pt   deleted;      /* after our object went */
+
+    ngx_http_registry_claim_t  *claim;        /* while locked */
+    ngx_event_t                 renew;        /* ticks while locked */
+    ngx_msec_t                  claim_until;  /* stop writing after */
+
+    ngx_uint_t                  ncommitted;   /* parts before us */
+    off_t                       offset;       /* committed before us */
+    off_t                       tail_len;
+    off_t                       chunk_len;
+    off_t                       total;        /* tail + chunk: ours to send */
+    off_t                       sent;         /* of total, in parts */
+    off_t                       part_size;
+    off_t                       range_start;
+    off_t                       range_end;
+
+    unsigned                    has_range:1;
+    unsigned                    final:1;       /* PUT or monolithic */
+    unsigned                    monolithic:1;  /* no session in Redis */
+    unsigned                    locked:1;      /* the session is ours */
+    unsigned                    streaming:1;   /* claimed, to stream next */
+    unsigned                    checked:1;     /* existence known */
+    unsigned                    exists:1;
+    unsigned                    tail_loaded:1;
+    unsigned                    completed:1;
+    unsigned                    stored:1;      /* an object was written */
+    unsigned                    aborted:1;
+    unsigned                    aborting:1;    /* s3_done awaits an abort */
+    unsigned                    pending:1;     /* key in objects:pending */
+};
+
+/* uploads.c: the answers, and the step every completion comes back to */
+ngx_int_t ngx_http_registry_upload_drive(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_busy(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, redisReply *reply);
+ngx_int_t ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_forgotten(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_range_error(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_unknown(ngx_http_request_t *r);
+
+/*
+ * upload_session.c: create, load, mount and save run their script and
+ * then next, with its reply in ctx->reply; pend and claim come back to
+ * drive.
+ */
+ngx_int_t ngx_http_registry_upload_new(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *id);
+ngx_int_t ngx_http_registry_upload_create(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_upload_load(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_upload_mount(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *from,
+    ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_upload_pend(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_claim(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+void ngx_http_registry_upload_unlock(ngx_http_registry_upload_t *up);
+ngx_int_t ngx_http_registry_upload_save(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_upload_forget(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+
+/* upload_store.c: each ends in drive, or in an answer */
+ngx_int_t ngx_http_registry_upload_send(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_finish(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+
+/*
  * Manifest PUT (manifest_put.c), for the manifest handler (manifests.c).
  * ngx_http_registry_manifest_reject() answers an error before a body is
  * read, discarding the body of a PUT.

@@ -1,0 +1,797 @@
+
+/*
+ * Upload sessions in Redis (see the layout in ngx_http_registry.h and the
+ * top of uploads.c): a session made, loaded, appended to or moved on by
+ * its parts; the claim of the request that writes its parts, renewed
+ * while the request lives and released when it ends; and the record of
+ * an object key in "objects:pending" before S3 sees a byte of it.
+ */
+
+
+#include "ngx_http_registry.h"
+
+#include <openssl/rand.h>
+
+
+/*
+ * A claim lasts this long (seconds) from its last renewal; its request
+ * renews it every RENEW ms, and ends itself when no renewal succeeded
+ * for SAFE ms: before the claim can lapse in Redis.
+ */
+#define NGX_HTTP_REGISTRY_CLAIM_TIME   5
+#define NGX_HTTP_REGISTRY_CLAIM_RENEW  1000
+#define NGX_HTTP_REGISTRY_CLAIM_SAFE   3500
+#define NGX_HTTP_REGISTRY_CLAIM_TICK   500
+
+
+/* a renewal in flight may outlive its request: this is not in its pool */
+struct ngx_http_registry_claim_s {
+    ngx_http_registry_upload_t *up;           /* NULL: the request ended */
+    ngx_msec_t                  sent;
+    unsigned                    pending:1;
+};
+
+
+static ngx_int_t ngx_http_registry_upload_pended(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_claimed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static void ngx_http_registry_upload_release(void *data);
+static void ngx_http_registry_upload_tick(ngx_event_t *ev);
+static void ngx_http_registry_upload_renewed(redisReply *reply, void *data);
+static void ngx_http_registry_upload_stop(ngx_http_registry_upload_t *up);
+static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *out);
+
+
+/* KEYS: upload:ID; ARGV: R, sha, expires */
+static const char  ngx_http_registry_upload_create_lua[] =
+    "redis.call('HSET', KEYS[1], 'repo', ARGV[1], 'offset', '0', "
+    "           'sha', ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+    "return 1";
+
+
+/*
+ * KEYS: upload:ID, etags, tail; ARGV: R.
+ * Returns offset, sha, mpu, committed parts, tail length.
+ */
+static const char  ngx_http_registry_upload_load_lua[] =
+    "local u = redis.call('HMGET', KEYS[1], 'repo', 'offset', 'sha', "
+    "                     'mpu') "
+    "if not u[1] or u[1] ~= ARGV[1] then return false end "
+    "return {u[2], u[3], u[4] or '', "
+    "        tostring(redis.call('LLEN', KEYS[2])), "
+    "        tostring(redis.call('STRLEN', KEYS[3]))}";
+
+
+/*
+ * KEYS: upload:ID, tail; ARGV: offset, new offset, sha, bytes, expires.
+ * -1: no session; 0: moved on; {"busy", seconds left}: claimed by
+ * another request.
+ */
+static const char  ngx_http_registry_upload_append_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
+    "if not u[1] then return -1 end "
+    "if u[1] ~= ARGV[1] then return 0 end "
+    "if taken(u[2]) then return busy(u[2]) end "
+    "redis.call('APPEND', KEYS[2], ARGV[4]) "
+    "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
+    "return 1";
+
+
+/*
+ * KEYS: upload:ID, etags, objects:pending[, blob:D]; ARGV: offset, token,
+ * seconds, S3 key.  -1: no session; 0: moved on; {"busy", seconds left}:
+ * claimed by another request; else {committed parts, whether blob:D
+ * exists}.  The key is recorded as pending: parts may follow.
+ */
+static const char  ngx_http_registry_upload_claim_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
+    "if not u[1] then return -1 end "
+    "if u[1] ~= ARGV[1] then return 0 end "
+    "if taken(u[2]) then return busy(u[2]) end "
+    "local now = tonumber(redis.call('TIME')[1]) "
+    "redis.call('ZADD', KEYS[3], now, ARGV[4]) "
+    "redis.call('HSET', KEYS[1], 'busy', "
+    "           ARGV[2] .. ' ' .. (now + tonumber(ARGV[3]))) "
+    "local e = 0 "
+    "if KEYS[4] then e = redis.call('EXISTS', KEYS[4]) end "
+    "return {redis.call('LLEN', KEYS[2]), e}";
+
+
+/* KEYS: upload:ID; ARGV: token, seconds.  1: renewed; 0: not ours */
+static const char  ngx_http_registry_upload_renew_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if not ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
+    "  return 0 "
+    "end "
+    "redis.call('HSET', KEYS[1], 'busy', ARGV[1] .. ' ' .. "
+    "           (tonumber(redis.call('TIME')[1]) + tonumber(ARGV[2]))) "
+    "return 1";
+
+
+/* KEYS: objects:pending; ARGV: S3 key (before a monolithic push) */
+static const char  ngx_http_registry_upload_pend_lua[] =
+    "redis.call('ZADD', KEYS[1], redis.call('TIME')[1], ARGV[1]) "
+    "return 1";
+
+
+/* KEYS: upload:ID; ARGV: token */
+static const char  ngx_http_registry_upload_release_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
+    "  redis.call('HDEL', KEYS[1], 'busy') "
+    "end "
+    "return 1";
+
+
+/*
+ * Parts in, the claim ends.  KEYS: upload:ID, etags, tail; ARGV: offset,
+ * new offset, sha, token, expires, mpu, then "N ETAG" of each part.
+ */
+static const char  ngx_http_registry_upload_parts_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
+    "if not u[1] then return -1 end "
+    "if u[1] ~= ARGV[1] or not ours(u[2], ARGV[4]) then return 0 end "
+    "for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end "
+    "redis.call('DEL', KEYS[3]) "
+    "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3], "
+    "           'mpu', ARGV[6]) "
+    "redis.call('HDEL', KEYS[1], 'busy') "
+    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
+    "return 1";
+
+
+/* KEYS: repo:F:blobs, blob:D, repo:R:blobs, blob:D:links, repos; ARGV: D, R */
+static const char  ngx_http_registry_upload_mount_lua[] =
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 "
+    "   or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
+    "redis.call('SADD', KEYS[3], ARGV[1]) "
+    "redis.call('SADD', KEYS[4], ARGV[2]) "
+    "redis.call('ZADD', KEYS[5], 0, ARGV[2]) "
+    "return 1";
+
+
+/* the state of a session, new or about to be loaded */
+
+ngx_int_t
+ngx_http_registry_upload_new(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *id)
+{
+    u_char                      *p;
+    ngx_http_registry_upload_t  *up;
+    u_char                       raw[NGX_HTTP_REGISTRY_ID_LEN / 2];
+
+    up = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_upload_t));
+    if (up == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->data = up;
+    up->request = r;
+
+    if (id->len == 0) {
+        if (RAND_bytes(raw, sizeof(raw)) != 1) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_HTTP_REGISTRY_ID_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        id->data = p;
+        id->len = ngx_hex_dump(p, raw, sizeof(raw)) - p;
+    }
+
+    up->id = *id;
+    up->claimed = ctx->digest;
+
+    if (ngx_http_registry_keyf(r->pool, &up->key, "data/%V", id) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &up->session, "upload:%V", id)
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &up->etags, "upload:%V:etags", id)
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &up->tail_key, "upload:%V:tail",
+                                  id)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* a PATCH has no digest, and needs no blob:D */
+
+    if (ctx->digest.len
+        && ngx_http_registry_keyf(r->pool, &up->blob, "blob:%V",
+                                  &ctx->digest)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    up->parts = ngx_array_create(r->pool, 1,
+                                 sizeof(ngx_http_registry_s3_part_t));
+    if (up->parts == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_registry_upload_create(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    ngx_str_t                       id, args[4];
+    ngx_http_registry_upload_t     *up;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    ngx_str_null(&id);
+
+    if (ngx_http_registry_upload_new(r, ctx, &id) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    up = ctx->data;
+
+    SHA256_Init(&ctx->sha);
+
+    args[0] = up->session;
+    args[1] = ctx->repo;
+
+    if (ngx_http_registry_upload_sha(r, ctx, &args[2]) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[3], "%T",
+                                  mcf->upload_expires)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_run(r, next, ngx_http_registry_upload_create_lua,
+                                 1, args, 4);
+}
+
+
+/* the session's state, if it is R's: the reply of the load script */
+
+ngx_int_t
+ngx_http_registry_upload_load(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    ngx_str_t                    args[4];
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    args[0] = up->session;
+    args[1] = up->etags;
+    args[2] = up->tail_key;
+    args[3] = ctx->repo;
+
+    return ngx_http_registry_run(r, next, ngx_http_registry_upload_load_lua,
+                                 3, args, 4);
+}
+
+
+/* ctx->digest of "from" linked in R too, if "from" has it: 1, else 0 */
+
+ngx_int_t
+ngx_http_registry_upload_mount(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *from,
+    ngx_http_registry_step_pt next)
+{
+    ngx_str_t  args[7];
+
+    if (ngx_http_registry_keyf(r->pool, &args[0], "repo:%V:blobs", from)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[1], "blob:%V",
+                                  &ctx->digest) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[2], "repo:%V:blobs",
+                                  &ctx->repo) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[3], "blob:%V:links",
+                                  &ctx->digest) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&args[4], "repos");
+    args[5] = ctx->digest;
+    args[6] = ctx->repo;
+
+    return ngx_http_registry_run(r, next, ngx_http_registry_upload_mount_lua,
+                                 5, args, 7);
+}
+
+
+/*
+ * A monolithic push records its object key before S3 sees a byte of it
+ * (a session's claim does it for sessions): if Redis fails after S3, the
+ * object is still known.  No record, no write: 503.
+ */
+
+ngx_int_t
+ngx_http_registry_upload_pend(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    args[2];
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    ngx_str_set(&args[0], "objects:pending");
+    args[1] = up->key;
+
+    return ngx_http_registry_run(r, ngx_http_registry_upload_pended,
+                                 ngx_http_registry_upload_pend_lua, 1, args,
+                                 2);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_pended(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    up->pending = 1;
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+/*
+ * The session becomes ours until we commit or end: see the top of the
+ * file.  A PUT learns on the way whether the blob exists.
+ */
+
+ngx_int_t
+ngx_http_registry_upload_claim(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char                      *p;
+    ngx_str_t                    args[8];
+    ngx_uint_t                   nkeys;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_claim_t   *claim;
+    u_char                       raw[NGX_HTTP_REGISTRY_ID_LEN / 2];
+
+    up = ctx->data;
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_HTTP_REGISTRY_ID_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    up->token.data = p;
+    up->token.len = ngx_hex_dump(p, raw, sizeof(raw)) - p;
+
+    /* registered first: once Redis has the claim, nothing may fail */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    claim = up->claim;
+
+    if (claim == NULL) {
+        claim = ngx_calloc(sizeof(ngx_http_registry_claim_t),
+                           r->connection->log);
+        if (claim == NULL) {
+            return NGX_ERROR;
+        }
+
+        claim->up = up;
+        up->claim = claim;
+    }
+
+    cln->handler = ngx_http_registry_upload_release;
+    cln->data = up;
+
+    args[0] = up->session;
+    args[1] = up->etags;
+    ngx_str_set(&args[2], "objects:pending");
+    nkeys = 3;
+
+    if (up->final) {
+        args[nkeys++] = up->blob;
+    }
+
+    if (ngx_http_registry_keyf(r->pool, &args[nkeys], "%O", up->offset)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[nkeys + 2], "%d",
+                                  NGX_HTTP_REGISTRY_CLAIM_TIME)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    args[nkeys + 1] = up->token;
+    args[nkeys + 3] = up->key;
+
+    claim->sent = ngx_current_msec;
+
+    return ngx_http_registry_run(r, ngx_http_registry_upload_claimed,
+                                 ngx_http_registry_upload_claim_lua, nkeys,
+                                 args, nkeys + 4);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_claimed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply                  *reply;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+    reply = ctx->reply;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer < 0) {
+            return ngx_http_registry_upload_unknown(r);
+        }
+
+        /* moved on */
+        return ngx_http_registry_upload_range_error(r, ctx);
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_INTEGER)
+    {
+        return NGX_ERROR;
+    }
+
+    if (reply->element[0]->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_upload_busy(r, ctx, reply);
+    }
+
+    /* ours until we commit or end; renewed meanwhile */
+
+    up->locked = 1;
+    up->pending = 1;
+    up->claim_until = up->claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
+
+    up->renew.handler = ngx_http_registry_upload_tick;
+    up->renew.data = up;
+    up->renew.log = r->connection->log;
+    up->renew.cancelable = 1;
+
+    ngx_add_timer(&up->renew, NGX_HTTP_REGISTRY_CLAIM_TICK);
+
+    /* parts committed since the session was loaded cannot be: same offset */
+    up->ncommitted = (ngx_uint_t) reply->element[0]->integer;
+
+    if (up->final) {
+        up->checked = 1;
+        up->exists = (reply->element[1]->integer != 0);
+    }
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+/* the request ends without its commit: the session is free again */
+
+static void
+ngx_http_registry_upload_release(void *data)
+{
+    ngx_http_registry_upload_t *up = data;
+
+    size_t                      lens[5];
+    const char                 *argv[5];
+    ngx_uint_t                  locked;
+    ngx_http_registry_claim_t  *claim;
+
+    locked = up->locked;
+    ngx_http_registry_upload_unlock(up);
+
+    claim = up->claim;
+
+    if (claim != NULL) {
+        up->claim = NULL;
+        claim->up = NULL;
+
+        if (!claim->pending) {
+            ngx_free(claim);
+        }
+    }
+
+    if (!locked) {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    lens[0] = sizeof("EVAL") - 1;
+    argv[1] = ngx_http_registry_upload_release_lua;
+    lens[1] = sizeof(ngx_http_registry_upload_release_lua) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (const char *) up->session.data;
+    lens[3] = up->session.len;
+    argv[4] = (const char *) up->token.data;
+    lens[4] = up->token.len;
+
+    /* hiredis copies the command at once; if Redis is away, the deadline */
+    (void) ngx_http_registry_redis_call(NULL, NULL, 5, argv, lens);
+}
+
+
+/* the claim ended (committed, released): no more renewals */
+
+void
+ngx_http_registry_upload_unlock(ngx_http_registry_upload_t *up)
+{
+    up->locked = 0;
+
+    if (up->renew.timer_set) {
+        ngx_del_timer(&up->renew);
+    }
+}
+
+
+/*
+ * Every tick while the claim is ours: renew it now and then; if no
+ * renewal succeeded for too long (Redis away), end the request before
+ * the claim can lapse, so that no other request's parts are written
+ * over by ours.
+ */
+
+static void
+ngx_http_registry_upload_tick(ngx_event_t *ev)
+{
+    ngx_http_registry_upload_t *up = ev->data;
+
+    size_t                      lens[6];
+    u_char                      secs[NGX_INT_T_LEN];
+    const char                 *argv[6];
+    ngx_http_registry_claim_t  *claim;
+
+    if (!up->locked) {
+        return;
+    }
+
+    if ((ngx_msec_int_t) (ngx_current_msec - up->claim_until) >= 0) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "registry: upload %V: its claim could not be renewed "
+                      "(Redis unavailable), the request ends", &up->id);
+        ngx_http_registry_upload_stop(up);
+        return;
+    }
+
+    ngx_add_timer(&up->renew, NGX_HTTP_REGISTRY_CLAIM_TICK);
+
+    claim = up->claim;
+
+    if (claim->pending
+        || ngx_current_msec - claim->sent < NGX_HTTP_REGISTRY_CLAIM_RENEW)
+    {
+        return;
+    }
+
+    argv[0] = "EVAL";
+    lens[0] = sizeof("EVAL") - 1;
+    argv[1] = ngx_http_registry_upload_renew_lua;
+    lens[1] = sizeof(ngx_http_registry_upload_renew_lua) - 1;
+    argv[2] = "1";
+    lens[2] = 1;
+    argv[3] = (const char *) up->session.data;
+    lens[3] = up->session.len;
+    argv[4] = (const char *) up->token.data;
+    lens[4] = up->token.len;
+    argv[5] = (const char *) secs;
+    lens[5] = ngx_sprintf(secs, "%d", NGX_HTTP_REGISTRY_CLAIM_TIME) - secs;
+
+    claim->sent = ngx_current_msec;
+
+    if (ngx_http_registry_redis_call(ngx_http_registry_upload_renewed, claim,
+                                     6, argv, lens)
+        == NGX_OK)
+    {
+        claim->pending = 1;
+    }
+}
+
+
+static void
+ngx_http_registry_upload_renewed(redisReply *reply, void *data)
+{
+    ngx_http_registry_claim_t *claim = data;
+
+    ngx_http_registry_upload_t  *up;
+
+    claim->pending = 0;
+    up = claim->up;
+
+    if (up == NULL) {
+        /* the request ended meanwhile */
+        ngx_free(claim);
+        return;
+    }
+
+    if (!up->locked || reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        /* committed meanwhile; or Redis away: the tick decides */
+        return;
+    }
+
+    if (reply->integer == 1) {
+        up->claim_until = claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, up->renew.log, 0,
+                  "registry: upload %V: its claim was lost, the request ends",
+                  &up->id);
+
+    up->locked = 0;
+    ngx_http_registry_upload_stop(up);
+}
+
+
+/*
+ * The request stops writing now, whatever it waits for (an S3 part, a
+ * Redis reply): it is terminated, which closes its S3 connection; the
+ * client sees its connection closed and asks GET where the upload is.
+ */
+
+static void
+ngx_http_registry_upload_stop(ngx_http_registry_upload_t *up)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = up->request;
+    c = r->connection;
+
+    ngx_http_finalize_request(r, NGX_ERROR);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A PATCH's bytes committed: appended to the tail when too few for a
+ * part, else the parts we sent listed, which ends our claim.
+ */
+
+ngx_int_t
+ngx_http_registry_upload_save(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    size_t                          n;
+    ngx_str_t                      *a;
+    ngx_uint_t                      i;
+    ngx_http_registry_upload_t     *up;
+    ngx_http_registry_s3_part_t    *part;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    up = ctx->data;
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    n = up->locked ? 6 + up->parts->nelts : 7;
+
+    a = ngx_palloc(r->pool, (3 + n) * sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[0] = up->session;
+
+    if (ngx_http_registry_keyf(r->pool, &a[3], "%O", up->offset) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &a[4], "%O",
+                                  up->offset + up->chunk_len)
+           != NGX_OK
+        || ngx_http_registry_upload_sha(r, ctx, &a[5]) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &a[7], "%T", mcf->upload_expires)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (!up->locked) {
+
+        /* too small for a part: the bytes wait in the tail */
+
+        a[1] = up->tail_key;
+        a[2] = a[3];
+        a[3] = a[4];
+        a[4] = a[5];
+        a[6] = a[7];
+
+        if (ngx_http_registry_body_bytes(r, &a[5],
+                                         NGX_HTTP_REGISTRY_S3_MIN_PART)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_registry_run(r, next,
+                                     ngx_http_registry_upload_append_lua, 2, a,
+                                     7);
+    }
+
+    /* the parts sent: the session moves on, the claim ends */
+
+    a[1] = up->etags;
+    a[2] = up->tail_key;
+    a[6] = up->token;
+    a[8] = up->mpu;
+
+    part = up->parts->elts;
+
+    for (i = 0; i < up->parts->nelts; i++) {
+        if (ngx_http_registry_keyf(r->pool, &a[9 + i], "%ui %V",
+                                   part[i].number, &part[i].etag)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_registry_run(r, next, ngx_http_registry_upload_parts_lua,
+                                 3, a, 3 + n);
+}
+
+
+ngx_int_t
+ngx_http_registry_upload_forget(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    del;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (up->monolithic) {
+        return ngx_http_registry_upload_forgotten(r, ctx);
+    }
+
+    ngx_str_set(&del, "DEL");
+
+    return ngx_http_registry_call(r, ngx_http_registry_upload_forgotten, 4,
+                                  &del, &up->session, &up->etags,
+                                  &up->tail_key, NULL);
+}
+
+
+/* the hash state as kept in Redis: a format version, then the context */
+
+static ngx_int_t
+ngx_http_registry_upload_sha(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_str_t *out)
+{
+    out->len = 1 + sizeof(SHA256_CTX);
+    out->data = ngx_pnalloc(r->pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data[0] = NGX_HTTP_REGISTRY_SHA_VERSION;
+    ngx_memcpy(out->data + 1, &ctx->sha, sizeof(SHA256_CTX));
+
+    return NGX_OK;
+}

@@ -1,0 +1,765 @@
+
+/*
+ * The bytes of an upload to S3, and the commit that makes them a blob
+ * (see the top of uploads.c): the tail and the body as parts of a
+ * multipart upload, made, completed or aborted here, or as one
+ * PutObject; then the finish script links the blob, and a duplicate or
+ * a cancelled session's object is deleted.
+ */
+
+
+#include "ngx_http_registry.h"
+
+static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_part_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_finished(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_delete(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+static ngx_int_t ngx_http_registry_upload_deleted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_dropped(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_chain_t *ngx_http_registry_upload_chain(ngx_http_request_t *r,
+    ngx_http_registry_upload_t *up, off_t from, off_t len);
+static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_int_t built,
+    ngx_http_registry_s3_op_t *op, ngx_http_registry_step_pt next);
+
+
+/*
+ * The blob becomes visible.  KEYS: blob:D, repo:R:blobs, blob:D:links,
+ * blobs, repos, upload:ID, etags, tail, objects:pending; ARGV: D, R,
+ * size, S3 key or "" (nothing stored: the blob existed), now, token or
+ * "" (monolithic), S3 key.  Returns 1 when our object became the blob's,
+ * 0 when the blob existed (ours is a duplicate), -1 when it vanished
+ * (nothing stored), -2 when the session is no longer ours (cancelled
+ * meanwhile).  The key stops being pending when it is the blob's, or
+ * when nothing was stored (a duplicate stays pending until deleted).
+ */
+static const char  ngx_http_registry_upload_finish_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if ARGV[6] ~= '' "
+    "   and not ours(redis.call('HGET', KEYS[6], 'busy'), ARGV[6]) then "
+    "  return -2 "
+    "end "
+    "local fresh = 0 "
+    "if redis.call('EXISTS', KEYS[1]) == 0 then "
+    "  if ARGV[4] == '' then return -1 end "
+    "  redis.call('HSET', KEYS[1], 'size', ARGV[3], 'key', ARGV[4], "
+    "             'created', ARGV[5]) "
+    "  redis.call('SADD', KEYS[4], ARGV[1]) "
+    "  fresh = 1 "
+    "end "
+    "redis.call('SADD', KEYS[2], ARGV[1]) "
+    "redis.call('SADD', KEYS[3], ARGV[2]) "
+    "redis.call('ZADD', KEYS[5], 0, ARGV[2]) "
+    "redis.call('DEL', KEYS[6], KEYS[7], KEYS[8]) "
+    "if fresh == 1 or ARGV[4] == '' then "
+    "  redis.call('ZREM', KEYS[9], ARGV[7]) "
+    "end "
+    "return fresh";
+
+
+/*
+ * The last request of an upload: the blob is complete and checked.  A
+ * blob that exists already is only linked; else our bytes become an
+ * object, in one PutObject or by completing the multipart upload.
+ */
+
+ngx_int_t
+ngx_http_registry_upload_finish(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    args[16], cmd;
+    ngx_chain_t                 *cl;
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+
+    if (!up->monolithic && !up->locked) {
+        /* tells whether the blob exists too */
+        return ngx_http_registry_upload_claim(r, ctx);
+    }
+
+    if (!up->checked) {
+        ngx_str_set(&cmd, "EXISTS");
+
+        return ngx_http_registry_call(r, ngx_http_registry_upload_exists_done,
+                                      2, &cmd, &up->blob, NULL);
+    }
+
+    if (up->exists) {
+        if (up->mpu.len && !up->aborted) {
+            up->aborted = 1;
+            up->aborting = 1;
+            return ngx_http_registry_upload_s3(r, ctx,
+                       ngx_http_registry_s3_op_abort(r, &op, &up->key,
+                                                     &up->mpu),
+                       &op, ngx_http_registry_upload_s3_done);
+        }
+
+        goto finish;
+    }
+
+    if (up->mpu.len == 0 && up->total <= NGX_HTTP_REGISTRY_MAX_PART) {
+
+        if (!up->stored) {
+            if (up->tail_len && !up->tail_loaded) {
+                return ngx_http_registry_upload_load_tail(r, ctx);
+            }
+
+            if (!up->pending) {
+                return ngx_http_registry_upload_pend(r, ctx);
+            }
+
+            cl = ngx_http_registry_upload_chain(r, up, 0, up->total);
+            if (cl == NGX_CHAIN_ERROR) {
+                return NGX_ERROR;
+            }
+
+            up->stored = 1;
+
+            return ngx_http_registry_upload_s3(r, ctx,
+                       ngx_http_registry_s3_op_put(r, &op, &up->key, cl,
+                                                   up->total, NULL),
+                       &op, ngx_http_registry_upload_s3_done);
+        }
+
+        goto finish;
+    }
+
+    /* multipart */
+
+    if (up->ncommitted && up->committed == NULL) {
+        ngx_str_set(&args[0], "LRANGE");
+        ngx_str_set(&args[1], "0");
+        ngx_str_set(&args[2], "-1");
+
+        return ngx_http_registry_call(r, ngx_http_registry_upload_etags_done,
+                                      4, &args[0], &up->etags, &args[1],
+                                      &args[2], NULL);
+    }
+
+    if (up->sent < up->total) {
+        return ngx_http_registry_upload_send(r, ctx);
+    }
+
+    if (!up->completed) {
+        up->completed = 1;
+
+        if (up->committed) {
+            /* the parts before ours, then ours */
+            if (ngx_array_push_n(up->committed, up->parts->nelts) == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy((ngx_http_registry_s3_part_t *) up->committed->elts
+                       + up->ncommitted,
+                       up->parts->elts,
+                       up->parts->nelts * sizeof(ngx_http_registry_s3_part_t));
+
+            up->parts = up->committed;
+        }
+
+        up->stored = 1;
+
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_complete(r, &op, &up->key,
+                                                    &up->mpu, up->parts),
+                   &op, ngx_http_registry_upload_s3_done);
+    }
+
+finish:
+
+    if (ngx_http_registry_keyf(r->pool, &args[0], "blob:%V", &up->claimed)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[1], "repo:%V:blobs",
+                                  &ctx->repo) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[2], "blob:%V:links",
+                                  &up->claimed) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[11], "%O",
+                                  up->offset + up->chunk_len) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[13], "%T", ngx_time())
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&args[3], "blobs");
+    ngx_str_set(&args[4], "repos");
+    args[5] = up->session;
+    args[6] = up->etags;
+    args[7] = up->tail_key;
+    ngx_str_set(&args[8], "objects:pending");
+    args[9] = up->claimed;
+    args[10] = ctx->repo;
+    args[15] = up->key;
+
+    /* empty strings, never NULL ones, for hiredis */
+
+    if (up->token.len) {
+        args[14] = up->token;
+
+    } else {
+        ngx_str_set(&args[14], "");
+    }
+
+    if (up->stored) {
+        args[12] = up->key;
+
+    } else {
+        ngx_str_set(&args[12], "");
+    }
+
+    return ngx_http_registry_run(r, ngx_http_registry_upload_finished,
+                                 ngx_http_registry_upload_finish_lua, 9, args,
+                                 16);
+}
+
+
+/* the next part of ours to S3, the multipart upload made first if need be */
+
+ngx_int_t
+ngx_http_registry_upload_send(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    off_t                        len;
+    ngx_uint_t                   number;
+    ngx_chain_t                 *cl;
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+
+    if (up->tail_len && !up->tail_loaded) {
+        return ngx_http_registry_upload_load_tail(r, ctx);
+    }
+
+    if (up->mpu.len == 0) {
+        if (!up->pending) {
+            /* a monolithic push over 5 GiB: no claim recorded the key */
+            return ngx_http_registry_upload_pend(r, ctx);
+        }
+
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_create_multipart(r, &op, &up->key),
+                   &op, ngx_http_registry_upload_mpu_done);
+    }
+
+    len = ngx_min(up->part_size, up->total - up->sent);
+
+    cl = ngx_http_registry_upload_chain(r, up, up->sent, len);
+    if (cl == NGX_CHAIN_ERROR) {
+        return NGX_ERROR;
+    }
+
+    number = up->ncommitted + up->parts->nelts + 1;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "registry upload %V part %ui: %O bytes",
+                   &up->id, number, len);
+
+    return ngx_http_registry_upload_s3(r, ctx,
+               ngx_http_registry_s3_op_upload_part(r, &op, &up->key, &up->mpu,
+                                                   number, cl, len),
+               &op, ngx_http_registry_upload_part_done);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    id;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->s3.status != NGX_HTTP_OK
+        || ngx_http_registry_s3_xml_value(r->pool, &ctx->s3.body, "UploadId",
+                                          &id)
+           != NGX_OK
+        || id.len == 0)
+    {
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    /* recorded in the session with the first part's commit */
+
+    up->mpu.len = id.len;
+    up->mpu.data = ngx_pstrdup(r->pool, &id);
+    if (up->mpu.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_upload_send(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_part_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    off_t                         len;
+    ngx_http_registry_upload_t   *up;
+    ngx_http_registry_s3_part_t  *part;
+
+    up = ctx->data;
+
+    if (ctx->s3.status != NGX_HTTP_OK || ctx->s3.etag.len == 0) {
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    part = ngx_array_push(up->parts);
+    if (part == NULL) {
+        return NGX_ERROR;
+    }
+
+    part->number = up->ncommitted + up->parts->nelts;
+    part->etag.len = ctx->s3.etag.len;
+    part->etag.data = ngx_pstrdup(r->pool, &ctx->s3.etag);
+    if (part->etag.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_min(up->part_size, up->total - up->sent);
+    up->sent += len;
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    get;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    ngx_str_set(&get, "GET");
+
+    return ngx_http_registry_call(r, ngx_http_registry_upload_tail_done, 2,
+                                  &get, &up->tail_key, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_str_t                    tail;
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    /* the tail cannot change while we hold the session */
+
+    if (ngx_http_registry_reply_str(ctx->reply, (ngx_uint_t) -1, &tail)
+        != NGX_OK
+        || (off_t) tail.len != up->tail_len)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: upload session %V lost its tail", &up->id);
+        return ngx_http_registry_upload_range_error(r, ctx);
+    }
+
+    up->tail.len = tail.len;
+    up->tail.data = ngx_pnalloc(r->pool, tail.len);
+    if (up->tail.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(up->tail.data, tail.data, tail.len);
+    up->tail_loaded = 1;
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    up->checked = 1;
+    up->exists = (ctx->reply->integer != 0);
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+/* the parts committed before us, each "N ETAG" */
+
+static ngx_int_t
+ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    u_char                       *sp;
+    ngx_uint_t                    i;
+    redisReply                   *e;
+    ngx_http_registry_upload_t   *up;
+    ngx_http_registry_s3_part_t  *part;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_ARRAY) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    if (ctx->reply->elements != up->ncommitted) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: upload session %V lists %uz parts, "
+                      "not %ui", &up->id, ctx->reply->elements,
+                      up->ncommitted);
+        return NGX_ERROR;
+    }
+
+    up->committed = ngx_array_create(r->pool,
+                                     up->ncommitted + up->parts->nalloc + 1,
+                                     sizeof(ngx_http_registry_s3_part_t));
+    if (up->committed == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->reply->elements; i++) {
+        e = ctx->reply->element[i];
+
+        sp = (e->type == REDIS_REPLY_STRING)
+             ? ngx_strlchr((u_char *) e->str, (u_char *) e->str + e->len, ' ')
+             : NULL;
+
+        if (sp == NULL) {
+            return NGX_ERROR;
+        }
+
+        part = ngx_array_push(up->committed);
+        if (part == NULL) {
+            return NGX_ERROR;
+        }
+
+        part->number = ngx_atoi((u_char *) e->str, sp - (u_char *) e->str);
+        part->etag.len = (u_char *) e->str + e->len - sp - 1;
+        part->etag.data = ngx_pnalloc(r->pool, part->etag.len);
+
+        if (part->number != i + 1 || part->etag.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(part->etag.data, sp + 1, part->etag.len);
+    }
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+/* S3 answered PutObject, CompleteMultipartUpload or an abort */
+
+static ngx_int_t
+ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (up->aborting) {
+        up->aborting = 0;
+
+        /* gone already is as good */
+        if (ctx->s3.status == NGX_HTTP_NO_CONTENT
+            || ctx->s3.status == NGX_HTTP_NOT_FOUND)
+        {
+            return ngx_http_registry_upload_drive(r, ctx);
+        }
+
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    /* CompleteMultipartUpload may fail with 200 and an error body */
+    if (ctx->s3.status != NGX_HTTP_OK || ctx->s3.error_code.len) {
+        return ngx_http_registry_s3_failed(r, ctx);
+    }
+
+    return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_finished(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    /* the session is gone with the claim, or was not ours any more */
+    ngx_http_registry_upload_unlock(up);
+
+    switch (ctx->reply->integer) {
+
+    case 1:
+        return ngx_http_registry_upload_blob_created(r, ctx);
+
+    case 0:
+        if (!up->stored) {
+            return ngx_http_registry_upload_blob_created(r, ctx);
+        }
+
+        /*
+         * The blob was committed by another upload while we stored ours:
+         * the bytes are the same (both hash to the digest); ours go.
+         */
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "registry: blob %V stored twice, dropping %V",
+                      &up->claimed, &up->key);
+
+        return ngx_http_registry_upload_delete(r, ctx,
+                   ngx_http_registry_upload_blob_created);
+
+    case -2:
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "registry: upload %V was cancelled while it ended",
+                      &up->id);
+
+        if (!up->stored) {
+            return ngx_http_registry_upload_unknown(r);
+        }
+
+        return ngx_http_registry_upload_delete(r, ctx,
+                   ngx_http_registry_upload_dropped);
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "registry: blob %V vanished while linked",
+                      &up->claimed);
+        return NGX_ERROR;
+    }
+}
+
+
+/*
+ * Our object goes (a duplicate, a wrong digest, a cancelled session);
+ * once S3 says it is gone, its key stops being pending.  A failed
+ * delete leaves the key pending for the collector; next runs anyway.
+ */
+
+static ngx_int_t
+ngx_http_registry_upload_delete(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+    up->deleted = next;
+
+    return ngx_http_registry_upload_s3(r, ctx,
+               ngx_http_registry_s3_op_delete(r, &op, &up->key),
+               &op, ngx_http_registry_upload_deleted);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_deleted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    size_t                       lens[3];
+    const char                  *argv[3];
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    if (ctx->s3.status == NGX_HTTP_NO_CONTENT
+        || ctx->s3.status == NGX_HTTP_NOT_FOUND)
+    {
+        argv[0] = "ZREM";
+        lens[0] = sizeof("ZREM") - 1;
+        argv[1] = "objects:pending";
+        lens[1] = sizeof("objects:pending") - 1;
+        argv[2] = (const char *) up->key.data;
+        lens[2] = up->key.len;
+
+        /* Redis away: the key stays pending, the collector finds none */
+        (void) ngx_http_registry_redis_call(NULL, NULL, 3, argv, lens);
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "registry: s3 delete of %V answered %ui, the object "
+                      "stays pending", &up->key, ctx->s3.status);
+    }
+
+    return up->deleted(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_dropped(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    return ngx_http_registry_upload_unknown(r);
+}
+
+
+/*
+ * DELETE of a session, or the end of one whose digest was wrong: whoever
+ * holds it loses it, and its multipart upload goes.
+ */
+
+ngx_int_t
+ngx_http_registry_upload_cancel(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+
+    if (up->mpu.len && !up->aborted) {
+        up->aborted = 1;
+        return ngx_http_registry_upload_s3(r, ctx,
+                   ngx_http_registry_s3_op_abort(r, &op, &up->key, &up->mpu),
+                   &op, ngx_http_registry_upload_forget);
+    }
+
+    if (up->monolithic && up->stored) {
+        /* a streamed push stored the object before its digest was known */
+        up->stored = 0;
+        return ngx_http_registry_upload_delete(r, ctx,
+                   ngx_http_registry_upload_forget);
+    }
+
+    return ngx_http_registry_upload_forget(r, ctx);
+}
+
+
+/*
+ * Bytes [from, from + len) of what this request sends: the tail, then
+ * the client's body (memory or nginx's temp file), as shadow buffers so
+ * that the S3 send leaves the client's as they are.
+ */
+
+static ngx_chain_t *
+ngx_http_registry_upload_chain(ngx_http_request_t *r,
+    ngx_http_registry_upload_t *up, off_t from, off_t len)
+{
+    off_t         pos, size, skip, take, end;
+    ngx_buf_t    *b;
+    ngx_str_t     piece;
+    ngx_chain_t  *head, **ll, *cl, *in;
+
+    head = NULL;
+    ll = &head;
+    end = from + len;
+
+    if ((off_t) up->tail.len > from) {
+        piece.data = up->tail.data + from;
+        piece.len = ngx_min((off_t) up->tail.len, end) - from;
+
+        cl = ngx_http_registry_memory_chain(r->pool, &piece);
+        if (cl == NULL) {
+            return NGX_CHAIN_ERROR;
+        }
+
+        *ll = cl;
+        ll = &cl->next;
+    }
+
+    pos = up->tail.len;
+
+    for (in = r->request_body ? r->request_body->bufs : NULL;
+         in && pos < end;
+         in = in->next)
+    {
+        size = ngx_buf_size(in->buf);
+
+        if (size == 0 || pos + size <= from) {
+            pos += size;
+            continue;
+        }
+
+        skip = (from > pos) ? from - pos : 0;
+        take = ngx_min(size - skip, end - pos - skip);
+
+        b = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+        if (b == NULL || cl == NULL) {
+            return NGX_CHAIN_ERROR;
+        }
+
+        *b = *in->buf;
+        b->last_buf = 0;
+        b->last_in_chain = 0;
+
+        if (ngx_buf_in_memory(b)) {
+            b->pos += skip;
+            b->last = b->pos + take;
+            b->in_file = 0;
+
+        } else {
+            b->file_pos += skip;
+            b->file_last = b->file_pos + take;
+        }
+
+        cl->buf = b;
+        *ll = cl;
+        ll = &cl->next;
+
+        pos += size;
+    }
+
+    *ll = NULL;
+
+    return head;
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_s3(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_int_t built,
+    ngx_http_registry_s3_op_t *op, ngx_http_registry_step_pt next)
+{
+    if (built != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->next = next;
+
+    if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
+        ctx->next = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
+}
