@@ -536,6 +536,8 @@ ngx_int_t ngx_http_registry_upload_create(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
 ngx_int_t ngx_http_registry_upload_load(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
 ngx_int_t ngx_http_registry_upload_mount(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *from,
     ngx_http_registry_step_pt next);

@@ -121,6 +121,21 @@ static const char  ngx_http_registry_upload_pend_lua[] =
     "return 1";
 
 
+/*
+ * KEYS: upload:ID; ARGV: token, multipart id.  Recorded before the first
+ * part is sent, so that a retry after a lost answer goes on with the same
+ * multipart upload instead of leaving it behind.  1: recorded; 0: the
+ * claim is not ours any more.
+ */
+static const char  ngx_http_registry_upload_mpu_lua[] =
+    NGX_HTTP_REGISTRY_BUSY_LUA
+    "if not ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
+    "  return 0 "
+    "end "
+    "redis.call('HSET', KEYS[1], 'mpu', ARGV[2]) "
+    "return 1";
+
+
 /* KEYS: upload:ID; ARGV: token */
 static const char  ngx_http_registry_upload_release_lua[] =
     NGX_HTTP_REGISTRY_BUSY_LUA
@@ -352,6 +367,26 @@ ngx_http_registry_upload_pended(ngx_http_request_t *r,
     up->pending = 1;
 
     return ngx_http_registry_upload_drive(r, ctx);
+}
+
+
+/* the session's multipart upload, once S3 gave its id: then next */
+
+ngx_int_t
+ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
+{
+    ngx_str_t                    args[3];
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
+    args[0] = up->session;
+    args[1] = up->token;
+    args[2] = up->mpu;
+
+    return ngx_http_registry_run(r, next, ngx_http_registry_upload_mpu_lua,
+                                 1, args, 3);
 }
 
 

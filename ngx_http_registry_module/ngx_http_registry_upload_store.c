@@ -12,6 +12,8 @@
 
 static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_mpu_recorded(
+    ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_part_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
@@ -298,12 +300,33 @@ ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
         return ngx_http_registry_s3_failed(r, ctx);
     }
 
-    /* recorded in the session with the first part's commit */
-
     up->mpu.len = id.len;
     up->mpu.data = ngx_pstrdup(r->pool, &id);
     if (up->mpu.data == NULL) {
         return NGX_ERROR;
+    }
+
+    if (up->monolithic) {
+        /* no session: objects:pending names the key */
+        return ngx_http_registry_upload_send(r, ctx);
+    }
+
+    return ngx_http_registry_upload_record_mpu(r, ctx,
+                                   ngx_http_registry_upload_mpu_recorded);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_mpu_recorded(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    if (ctx->reply->integer != 1) {
+        /* the claim lapsed: another writer owns the session now */
+        return ngx_http_registry_unavailable(r, "upload claim lost");
     }
 
     return ngx_http_registry_upload_send(r, ctx);
