@@ -14,6 +14,8 @@ static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_mpu_recorded(
     ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_mpu_dropped(
+    ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_part_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
@@ -320,16 +322,34 @@ static ngx_int_t
 ngx_http_registry_upload_mpu_recorded(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_redis_failed(r, ctx);
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_INTEGER
+        && ctx->reply->integer == 1)
+    {
+        return ngx_http_registry_upload_send(r, ctx);
     }
 
-    if (ctx->reply->integer != 1) {
-        /* the claim lapsed: another writer owns the session now */
-        return ngx_http_registry_unavailable(r, "upload claim lost");
-    }
+    /*
+     * Redis is away or the claim lapsed: nothing names this multipart
+     * upload, so it goes now, while S3 answers
+     */
 
-    return ngx_http_registry_upload_send(r, ctx);
+    up = ctx->data;
+    up->aborted = 1;
+
+    return ngx_http_registry_upload_s3(r, ctx,
+               ngx_http_registry_s3_op_abort(r, &op, &up->key, &up->mpu),
+               &op, ngx_http_registry_upload_mpu_dropped);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_mpu_dropped(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    return ngx_http_registry_unavailable(r, "redis: upload not recorded");
 }
 
 

@@ -494,6 +494,37 @@ Registry::Harness::shared_services();
     is scalar @{ s3_objects('data/') }, $objects, '... and stores nothing';
 }
 
+# --- 6. a part stored, its commit lost: the retry goes on with it --------
+
+# Redis stops answering (SIGSTOP) once the session's multipart upload
+# exists, so its part reaches S3 and the commit times out; the retry must
+# continue that multipart upload (its id is in the session), or it would be
+# left behind with the part's bytes and nothing in Redis naming it
+{
+    my $blob = random_bytes(40 * $MiB);
+    my $loc = post('fault/mpu');
+    my $id = id_of($loc);
+    my $kid = patch_child($loc, $blob, 0);
+    my $seen = 0;
+    my $deadline = time + 60;
+    while (!$seen && time < $deadline) {
+        my $l = s3('GET', "?prefix=data/$id&uploads=");
+        $seen = $l->{body} =~ m{<UploadId>};
+        sleep 0.01 unless $seen;
+    }
+    ok $seen, 'a part on its way: its multipart upload exists';
+    sleep 0.05;
+    my $rp = redis_pid();
+    kill 'STOP', $rp;
+    my ($status) = wait_patch($kid);
+    kill 'CONT', $rp;
+    ok $status eq '503' || $status eq '0',
+        "... Redis stopped before the part's commit: 503 or closed ($status)";
+    my ($took, $off) = resume_within($loc, $blob, 15);
+    ok defined $took, '... the upload continues once Redis answers' or diag $off;
+    finish_upload($loc, 'fault/mpu', $blob, $off, 'part lost') if defined $took;
+}
+
 my @lost = unfindable();
 is scalar @lost, 0, 'every object and multipart upload this file made is findable in Redis'
     or diag "unfindable: @lost";
