@@ -34,7 +34,7 @@ use IO::Socket::UNIX;
 use IO::Select;
 use POSIX ();
 use Time::HiRes qw(sleep time);
-use Registry::Blobs qw($HttpConfig $Config d random_bytes s3 s3_objects
+use Registry::Blobs qw($HttpConfig $Config d random_bytes s3 s3_objects uri_escape
     s3_uploads own_bucket);
 use Registry::Harness qw(start_nginx read_file free_ports http_request);
 
@@ -299,7 +299,7 @@ sub unfindable {
     # records its id, or (a monolithic push) through objects:pending; a
     # blob's key does not account for another multipart upload to it
     my %pending = map { $_ => 1 } split /\n/, rcli('ZRANGE', 'objects:pending', 0, -1);
-    my $list = s3('GET', '?prefix=data/&uploads=');
+    my $list = s3('GET', '?prefix=' . uri_escape('data/') . '&uploads=');
     while ($list->{body} =~ m{<Upload>(.*?)</Upload>}gs) {
         my $u = $1;
         my ($key) = $u =~ m{<Key>(.*?)</Key>};
@@ -508,7 +508,7 @@ Registry::Harness::shared_services();
     my $seen = 0;
     my $deadline = time + 60;
     while (!$seen && time < $deadline) {
-        my $l = s3('GET', "?prefix=data/$id&uploads=");
+        my $l = s3('GET', '?prefix=' . uri_escape("data/$id") . '&uploads=');
         $seen = $l->{body} =~ m{<UploadId>};
         sleep 0.01 unless $seen;
     }
