@@ -755,7 +755,25 @@ ngx_http_registry_watch_forget(ngx_http_registry_watch_t *w)
 static void
 ngx_http_registry_watch_timeout(ngx_event_t *ev)
 {
-    ngx_http_registry_watch_end(ev->data, NGX_OK);
+    ngx_int_t                   rc;
+    ngx_http_registry_watch_t  *w;
+
+    w = ev->data;
+    rc = NGX_OK;
+
+    /*
+     * timeoutSeconds ran out before the first answer came (a slow Redis):
+     * the watch is empty, which is no error
+     */
+
+    if (w->request != NULL && !w->ended && !w->request->header_sent) {
+        rc = ngx_http_registry_watch_header(w->request);
+        if (rc != NGX_ERROR && rc <= NGX_OK) {
+            rc = NGX_OK;
+        }
+    }
+
+    ngx_http_registry_watch_end(w, rc);
 }
 
 

@@ -150,6 +150,10 @@ EOF
             registry;
         }
 
+        location /apis/ {
+            registry;
+        }
+
         location /_registry_s3/ {
             internal;
             proxy_pass http://127.0.0.1:$s3port/;
@@ -221,6 +225,9 @@ for (1 .. 50) {
 }
 
 my $waiting = send_only($NEEDS_REDIS);
+# a watch whose timeoutSeconds runs out before its first answer
+my $watch = send_only('/apis/image.openshift.io/v1/namespaces/p/imagestreams'
+    . '?watch=true&timeoutSeconds=1');
 sleep 0.05;
 
 $r = get($NO_REDIS, 2);
@@ -235,6 +242,11 @@ is $r->{status}, 503, 'Redis stalled: the waiting request times out: 503';
 like $r->{body}, $UNAVAILABLE, 'timeout: UNAVAILABLE error body';
 cmp_ok $r->{elapsed}, '>', 1.3, 'timeout: not before redis_timeout';
 cmp_ok $r->{elapsed}, '<', 3, 'timeout: soon after redis_timeout';
+
+$r = read_later($watch, 5);
+is $r->{status}, 200,
+    'Redis stalled: a watch whose time ran out first ends empty (200, not 503)'
+    or diag $r->{body};
 
 # still stalled: the reconnect is not up until Redis answers PING
 $r = get($NEEDS_REDIS);
