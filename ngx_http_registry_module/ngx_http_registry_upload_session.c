@@ -370,7 +370,10 @@ ngx_http_registry_upload_pended(ngx_http_request_t *r,
 }
 
 
-/* the session's multipart upload, once S3 gave its id: then next */
+/*
+ * The session's multipart upload, once S3 gave its id; then next, with
+ * ctx->reply NULL when Redis could not be asked.
+ */
 
 ngx_int_t
 ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
@@ -385,8 +388,19 @@ ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
     args[1] = up->token;
     args[2] = up->mpu;
 
-    return ngx_http_registry_run(r, next, ngx_http_registry_upload_mpu_lua,
-                                 1, args, 3);
+    ctx->next = next;
+
+    if (ngx_http_registry_eval(r, ngx_http_registry_upload_mpu_lua, 1, args,
+                               3)
+        != NGX_OK)
+    {
+        /* Redis away: next learns it from the missing reply */
+        ctx->next = NULL;
+        ctx->reply = NULL;
+        return next(r, ctx);
+    }
+
+    return NGX_DONE;
 }
 
 
