@@ -325,6 +325,8 @@ ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,
     ngx_uint_t status, json_t *json);
 ngx_int_t ngx_http_registry_send_json_as(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *type, json_t *json);
+ngx_int_t ngx_http_registry_json_text(ngx_pool_t *pool, json_t *json,
+    ngx_str_t *out);
 ngx_int_t ngx_http_registry_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 ngx_int_t ngx_http_registry_unavailable(ngx_http_request_t *r,

@@ -87,9 +87,6 @@ ngx_http_registry_errors_bad_request(ngx_http_registry_ctx_t *ctx)
 static ngx_int_t
 ngx_http_registry_errors_header_filter(ngx_http_request_t *r)
 {
-    u_char                          *p;
-    char                            *text;
-    size_t                           len;
     json_t                          *json;
     const char                      *code;
     ngx_http_registry_ctx_t         *ctx;
@@ -132,27 +129,12 @@ ngx_http_registry_errors_header_filter(ngx_http_request_t *r)
                          "message", page->message);
     }
 
-    if (json == NULL) {
+    if (json == NULL
+        || ngx_http_registry_json_text(r->pool, json, &ctx->error_body)
+           != NGX_OK)
+    {
         return NGX_ERROR;
     }
-
-    text = json_dumps(json, JSON_COMPACT);
-    json_decref(json);
-
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_strlen(text);
-
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        free(text);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, text, len);
-    free(text);
 
     if (ngx_http_registry_add_header(r, "Docker-Distribution-API-Version",
                                      &ngx_http_registry_errors_api_version)
@@ -161,14 +143,12 @@ ngx_http_registry_errors_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    ctx->error_body.data = p;
-    ctx->error_body.len = len;
     ctx->error_page = 1;
 
     r->headers_out.content_type = ngx_http_registry_errors_json_type;
     r->headers_out.content_type_len = ngx_http_registry_errors_json_type.len;
     r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.content_length_n = len;
+    r->headers_out.content_length_n = ctx->error_body.len;
 
     return ngx_http_next_header_filter(r);
 }

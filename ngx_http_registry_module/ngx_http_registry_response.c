@@ -194,13 +194,11 @@ ngx_http_registry_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-/* sends a JSON document and releases it */
+/* a JSON document as compact text in the pool; the document is released */
 
 ngx_int_t
-ngx_http_registry_send_json_as(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, json_t *json)
+ngx_http_registry_json_text(ngx_pool_t *pool, json_t *json, ngx_str_t *out)
 {
-    u_char  *p;
     char    *text;
     size_t   len;
 
@@ -213,16 +211,33 @@ ngx_http_registry_send_json_as(ngx_http_request_t *r, ngx_uint_t status,
 
     len = ngx_strlen(text);
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
+    out->data = ngx_pnalloc(pool, len);
+    if (out->data == NULL) {
         free(text);
         return NGX_ERROR;
     }
 
-    ngx_memcpy(p, text, len);
+    ngx_memcpy(out->data, text, len);
+    out->len = len;
     free(text);
 
-    return ngx_http_registry_send(r, status, type, p, len);
+    return NGX_OK;
+}
+
+
+/* sends a JSON document and releases it */
+
+ngx_int_t
+ngx_http_registry_send_json_as(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, json_t *json)
+{
+    ngx_str_t  text;
+
+    if (ngx_http_registry_json_text(r->pool, json, &text) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_send(r, status, type, text.data, text.len);
 }
 
 
