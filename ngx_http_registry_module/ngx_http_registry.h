@@ -232,13 +232,6 @@ struct ngx_http_registry_ctx_s {
     /* the last Redis reply; valid only while the step runs */
     redisReply                     *reply;
 
-    /* an EVALSHA in flight, sent again as EVAL on NOSCRIPT */
-    const char                     *eval_script;
-    const char                    **eval_argv;
-    size_t                         *eval_lens;
-    ngx_uint_t                      eval_argc;
-    ngx_http_registry_step_pt       eval_next;
-
     /* the last S3 answer */
     ngx_http_request_t             *s3_sr;
     ngx_http_registry_s3_result_t   s3;
@@ -446,25 +439,6 @@ ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 #define NGX_HTTP_REGISTRY_MAX_PART     ((off_t) 5 * 1024 * 1024 * 1024)
 #endif
 
-/*
- * Lua shared by the scripts: "busy" is "<token> <deadline>", the
- * deadline in Redis's own clock, so that hosts need not agree on time.
- */
-#define NGX_HTTP_REGISTRY_BUSY_LUA                                           \
-    "local function taken(b) "                                               \
-    "  if not b then return false end "                                      \
-    "  local d = tonumber(string.match(b, ' (%d+)$')) "                      \
-    "  return d ~= nil and d > tonumber(redis.call('TIME')[1]) "             \
-    "end "                                                                   \
-    "local function ours(b, t) "                                             \
-    "  return b ~= false and b ~= nil and string.sub(b, 1, #t + 1) "         \
-    "         == t .. ' ' "                                                  \
-    "end "                                                                   \
-    "local function busy(b) "                                                \
-    "  local d = tonumber(string.match(b, ' (%d+)$')) "                      \
-    "  return {'busy', d - tonumber(redis.call('TIME')[1])} "                \
-    "end "
-
 /* the claim's renewals (upload_session.c) */
 typedef struct ngx_http_registry_claim_s   ngx_http_registry_claim_t;
 typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
@@ -576,21 +550,15 @@ ngx_int_t ngx_http_registry_manifest_reject(ngx_http_request_t *r,
 /*
  * Images (images.c).  ngx_http_registry_image_prepare() makes the Image
  * object of the manifest in ctx->data (reading its config blob once),
- * then runs next.  ngx_http_registry_imagestream_script() prefixes a
- * manifest script with the Lua functions that keep image streams
- * (is_push, is_untag, is_forget, image_put); the text is made once per
- * worker.
+ * then runs next.
  */
 ngx_int_t ngx_http_registry_image_prepare(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
-const char *ngx_http_registry_imagestream_script(const char **cache,
-    const char *script);
 
 /*
  * The image API's routes (imagestreams.c); its Lua script that reads a
  * project's streams, which a watch sends first.
  */
-extern const char  ngx_http_registry_streams_lua[];
 ngx_int_t ngx_http_registry_api_streams_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_api_stream_handler(ngx_http_request_t *r,
@@ -744,17 +712,24 @@ ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
     void *data, int argc, const char **argv, const size_t *argvlen);
 
 /*
- * A Lua script for the request (EVALSHA, sent again as EVAL on
- * NOSCRIPT): args holds the nkeys keys, then the arguments.
- * ngx_http_registry_run() and ngx_http_registry_call() (a command from
- * ngx_str_t pointers) make it the operation a step waits for: next runs
- * with the reply, and Redis not connected is answered 503 at once.
+ * The functions of the Redis library "registry" (redis/NAME.lua, embedded
+ * by config as ngx_http_registry_redis_library and loaded on every
+ * connect), called by name with FCALL: args holds the nkeys keys, then
+ * the arguments.  ngx_http_registry_run() and ngx_http_registry_call() (a
+ * command from ngx_str_t pointers) make it the operation a step waits
+ * for: next runs with the reply, and Redis not connected is answered 503
+ * at once.  ngx_http_registry_redis_fcall() is the background form.
  */
-ngx_int_t ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
+extern const char  ngx_http_registry_redis_library[];
+
+ngx_int_t ngx_http_registry_fcall(ngx_http_request_t *r, const char *name,
     ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs);
 ngx_int_t ngx_http_registry_run(ngx_http_request_t *r,
-    ngx_http_registry_step_pt next, const char *script, ngx_uint_t nkeys,
+    ngx_http_registry_step_pt next, const char *name, ngx_uint_t nkeys,
     ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_http_registry_redis_fcall(ngx_http_registry_redis_cb_pt cb,
+    void *data, const char *name, ngx_uint_t nkeys, ngx_str_t *args,
+    ngx_uint_t nargs);
 ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
     ngx_http_registry_step_pt next, ngx_uint_t n, ...);
 /* element i of an array reply (or the reply itself, i = -1), a string */

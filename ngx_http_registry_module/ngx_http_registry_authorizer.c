@@ -47,89 +47,6 @@ static ngx_int_t ngx_http_registry_authorizer_answer(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *user, ngx_str_t *projects);
 
 
-/*
- * The default authorizer's decision.  ARGV: the token's hex SHA-256
- * ("" for anonymous), the project, the action.  Returns {status, user,
- * projects (list only), the stored hash of the token}; the caller
- * compares that hash with its own in constant time.
- */
-
-static const char  ngx_http_registry_authorizer_lua[] =
-    "local h, p, action = ARGV[1], ARGV[2], ARGV[3]\n"
-    "local user, sha = '', ''\n"
-    "if h ~= '' then\n"
-    "  local t = redis.call('HMGET', 'auth:token:' .. h, 'user', 'sha')\n"
-    "  if not t[1] or redis.call('SISMEMBER', 'auth:users', t[1]) == 0"
-    " then\n"
-    "    return {401, '', '', ''}\n"
-    "  end\n"
-    "  user, sha = t[1], t[2] or ''\n"
-    "end\n"
-    "local function cluster(role)\n"
-    "  return user ~= '' and redis.call('SISMEMBER',"
-    " 'auth:clusterroles:' .. user, role) == 1\n"
-    "end\n"
-    "if action == 'none' then\n"
-    "  if user == '' then return {401, '', '', ''} end\n"
-    "  return {200, user, '', sha}\n"
-    "end\n"
-    "local grants = {\n"
-    "  ['registry-viewer'] = {pull = true},\n"
-    "  ['view'] = {pull = true},\n"
-    "  ['registry-editor'] = {pull = true, push = true},\n"
-    "  ['system:image-builder'] = {pull = true, push = true},\n"
-    "  ['edit'] = {pull = true, push = true},\n"
-    "  ['registry-admin'] = {pull = true, push = true, delete = true},\n"
-    "  ['admin'] = {pull = true, push = true, delete = true}\n"
-    "}\n"
-    "local function rights(proj, c)\n"
-    "  if user ~= '' then\n"
-    "    for _, role in ipairs(redis.call('SMEMBERS',"
-    " 'auth:rb:' .. proj .. ':' .. user)) do\n"
-    "      for k in pairs(grants[role] or {}) do c[k] = true end\n"
-    "    end\n"
-    "  end\n"
-    "  if redis.call('HGET', 'auth:project:' .. proj, 'public') == '1'"
-    " then\n"
-    "    c.pull = true\n"
-    "  end\n"
-    "  return c\n"
-    "end\n"
-    "local admin = cluster('cluster-admin')\n"
-    "if action == 'list' then\n"
-    "  if user == '' then return {401, '', '', ''} end\n"
-    "  if admin or cluster('system:registry') then\n"
-    "    return {200, user, '*', sha}\n"
-    "  end\n"
-    "  local out = {}\n"
-    "  for _, proj in ipairs(redis.call('SMEMBERS', 'auth:projects')) do\n"
-    "    if rights(proj, {}).pull then out[#out + 1] = proj end\n"
-    "  end\n"
-    "  table.sort(out)\n"
-    "  return {200, user, table.concat(out, ','), sha}\n"
-    "end\n"
-    "local c = {}\n"
-    "if admin then c = {pull = true, push = true, delete = true} end\n"
-    "if cluster('system:registry') then c.pull = true end\n"
-    "if cluster('system:image-pruner') then c.delete = true end\n"
-    "if redis.call('SISMEMBER', 'auth:projects', p) == 1 then\n"
-    "  rights(p, c)\n"
-    "elseif user ~= '' and (admin or cluster('self-provisioner')) then\n"
-    "  if action == 'push' then\n"
-    "    local now = redis.call('TIME')[1]\n"
-    "    redis.call('SADD', 'auth:projects', p)\n"
-    "    redis.call('HSET', 'auth:project:' .. p, 'public', '0',"
-    " 'created', now, 'creator', user)\n"
-    "    redis.call('SADD', 'auth:rb:' .. p, user)\n"
-    "    redis.call('SADD', 'auth:rb:' .. p .. ':' .. user,"
-    " 'registry-admin')\n"
-    "  end\n"
-    "  c.pull = true\n"
-    "  c.push = true\n"
-    "end\n"
-    "if c[action] then return {200, user, '', sha} end\n"
-    "if user == '' then return {401, '', '', ''} end\n"
-    "return {403, user, '', sha}\n";
 
 
 /*
@@ -429,7 +346,7 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
     ctx->data = hash;
     ctx->next = ngx_http_registry_authorizer_done;
 
-    if (ngx_http_registry_eval(r, ngx_http_registry_authorizer_lua, 0,
+    if (ngx_http_registry_fcall(r, "authorize", 0,
                                args, 3)
         != NGX_OK)
     {

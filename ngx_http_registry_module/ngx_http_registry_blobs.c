@@ -33,19 +33,8 @@ static ngx_int_t ngx_http_registry_blob_deleted(ngx_http_request_t *r,
 
 
 /* KEYS: repo:R:blobs, blob:D; ARGV: D */
-static const char  ngx_http_registry_blob_stat_lua[] =
-    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then "
-    "  return false "
-    "end "
-    "return redis.call('HMGET', KEYS[2], 'size', 'key')";
 
 /* KEYS: repo:R:blobs, blob:D:links; ARGV: D, R */
-static const char  ngx_http_registry_blob_unlink_lua[] =
-    "if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then "
-    "  return 0 "
-    "end "
-    "redis.call('SREM', KEYS[2], ARGV[2]) "
-    "return 1";
 
 
 static ngx_str_t  ngx_http_registry_octet_stream =
@@ -84,7 +73,7 @@ ngx_http_registry_blob_handler(ngx_http_request_t *r,
         args[3] = ctx->repo;
 
         return ngx_http_registry_run(r, ngx_http_registry_blob_deleted,
-                                     ngx_http_registry_blob_unlink_lua, 2, args,
+                                     "blob_unlink", 2, args,
                                      4);
     }
 
@@ -95,7 +84,7 @@ ngx_http_registry_blob_handler(ngx_http_request_t *r,
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_blob_found,
-                                 ngx_http_registry_blob_stat_lua, 2, args, 3);
+                                 "blob_stat", 2, args, 3);
 }
 
 

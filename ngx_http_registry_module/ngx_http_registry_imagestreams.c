@@ -30,43 +30,10 @@ static ngx_uint_t ngx_http_registry_api_may_pull(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, redisReply *repo);
 
 
-/*
- * The streams of a project.  ARGV: project.  Returns the current
- * resourceVersion, then each ImageStream (JSON), by name.  A watch
- * without a resourceVersion starts with it too (watch.c).
- */
-
-const char  ngx_http_registry_streams_lua[] =
-    "local out = {redis.call('GET', 'imagestreams:rv') or '0'}\n"
-    "for _, n in ipairs(redis.call('ZRANGE', 'project:' .. ARGV[1]"
-    " .. ':imagestreams', 0, -1)) do\n"
-    "    local s = redis.call('GET', 'imagestream:' .. ARGV[1] .. '/' .. n)\n"
-    "    if s then out[#out + 1] = s end\n"
-    "end\n"
-    "return out\n";
 
 
-/* ARGV: repository, tag.  Returns {ImageStream, digest, Image or ""}. */
-
-static const char  ngx_http_registry_tag_lua[] =
-    "local s = redis.call('GET', 'imagestream:' .. ARGV[1])\n"
-    "if not s then return false end\n"
-    "local d = redis.call('HGET', 'repo:' .. ARGV[1] .. ':tags', ARGV[2])\n"
-    "if not d then return false end\n"
-    "return {s, d, redis.call('HGET', 'image:' .. d, 'object') or ''}\n";
 
 
-/* ARGV: digest.  Returns the Image, then the repositories holding it. */
-
-static const char  ngx_http_registry_image_lua[] =
-    "local o = redis.call('HGET', 'image:' .. ARGV[1], 'object')\n"
-    "if not o then return false end\n"
-    "local out = {o}\n"
-    "for _, r in ipairs(redis.call('SMEMBERS', 'image:' .. ARGV[1]"
-    " .. ':repos')) do\n"
-    "    out[#out + 1] = r\n"
-    "end\n"
-    "return out\n";
 
 
 /* 404 for an object: imagestreams.image.openshift.io "name" not found */
@@ -130,7 +97,7 @@ ngx_http_registry_api_streams_handler(ngx_http_request_t *r,
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_api_listed,
-                                 ngx_http_registry_streams_lua, 0,
+                                 "imagestreams_list", 0,
                                  &ctx->project, 1);
 }
 
@@ -254,7 +221,7 @@ ngx_http_registry_api_tag_handler(ngx_http_request_t *r,
     args[1] = ctx->reference;
 
     return ngx_http_registry_run(r, ngx_http_registry_api_tagged,
-                                 ngx_http_registry_tag_lua, 0, args, 2);
+                                 "imagestreamtag_get", 0, args, 2);
 }
 
 
@@ -369,7 +336,7 @@ ngx_http_registry_api_image_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     return ngx_http_registry_run(r, ngx_http_registry_api_imaged,
-                                 ngx_http_registry_image_lua, 0,
+                                 "image_get", 0,
                                  &ctx->reference, 1);
 }
 

@@ -45,61 +45,6 @@ static ngx_http_registry_media_type_t  ngx_http_registry_manifest_types[] = {
 };
 
 
-/*
- * PUT.  ARGV: repository, digest, tag or "", body, type, size,
- * artifactType, annotations, subject (each "" when absent), the set the
- * references must be in ("blobs" or "manifests"), the Image object (""
- * when the image has one), project, image, pusher, the repository's
- * reference (host/project/image), now, a uid for a new image stream, the
- * history depth, the log's length; then each referenced digest and the
- * size its descriptor declares.  Returns 1 when stored, the first digest
- * that the repository does not hold, or {digest, size} for a blob whose
- * size is not the one declared (and nothing is changed): clients trust
- * the declared size.  A push by tag moves the image stream in the
- * same step (is_push, imagestreams.c), so the stream's tags and the
- * tags list never disagree.
- */
-
-static const char  ngx_http_registry_manifest_put_lua[] =
-    "local r, d, tag, subject = ARGV[1], ARGV[2], ARGV[3], ARGV[9]\n"
-    "local p = 'repo:' .. r .. ':'\n"
-    "for i = 20, #ARGV, 2 do\n"
-    "    if redis.call('SISMEMBER', p .. ARGV[10], ARGV[i]) == 0 then\n"
-    "        return ARGV[i]\n"
-    "    end\n"
-    "end\n"
-    "if ARGV[10] == 'blobs' then\n"
-    "    for i = 20, #ARGV, 2 do\n"
-    "        local size = redis.call('HGET', 'blob:' .. ARGV[i], 'size')\n"
-    "        if size and size ~= ARGV[i + 1] then\n"
-    "            return {ARGV[i], size}\n"
-    "        end\n"
-    "    end\n"
-    "end\n"
-    "local k = 'image:' .. d\n"
-    "redis.call('HSET', k, 'body', ARGV[4], 'type', ARGV[5],"
-    " 'size', ARGV[6])\n"
-    "local opt = {'artifactType', 'annotations', 'subject'}\n"
-    "for i = 1, 3 do\n"
-    "    if ARGV[6 + i] ~= '' then\n"
-    "        redis.call('HSET', k, opt[i], ARGV[6 + i])\n"
-    "    end\n"
-    "end\n"
-    "redis.call('SADD', p .. 'manifests', d)\n"
-    "if tag ~= '' then\n"
-    "    redis.call('HSET', p .. 'tags', tag, d)\n"
-    "    redis.call('ZADD', p .. 'tagnames', 0, tag)\n"
-    "end\n"
-    "redis.call('ZADD', 'repos', 0, r)\n"
-    "if subject ~= '' then\n"
-    "    redis.call('SADD', p .. 'referrers:' .. subject, d)\n"
-    "end\n"
-    "image_put(r, d, ARGV[11])\n"
-    "if tag ~= '' then\n"
-    "    is_push(ARGV[12], ARGV[13], tag, d, ARGV[14], ARGV[15],"
-    " ARGV[16], ARGV[17], tonumber(ARGV[18]), ARGV[19])\n"
-    "end\n"
-    "return 1\n";
 
 
 /* PUT: checks what can be checked before the body, then reads it */
@@ -502,12 +447,10 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     u_char                          *p;
     ngx_str_t                       *args, host;
     ngx_uint_t                       n, i;
-    const char                      *script;
     ngx_http_registry_manifest_t    *m;
     ngx_http_registry_descriptor_t  *d;
     ngx_http_registry_main_conf_t   *mcf;
 
-    static const char  *put_script;
 
     m = ctx->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
@@ -590,14 +533,8 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
         }
     }
 
-    script = ngx_http_registry_imagestream_script(&put_script,
-                                           ngx_http_registry_manifest_put_lua);
-    if (script == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_run(r, ngx_http_registry_manifest_stored, script,
-                                 0, args, i);
+    return ngx_http_registry_run(r, ngx_http_registry_manifest_stored,
+                                 "manifest_put", 0, args, i);
 }
 
 

@@ -24,88 +24,12 @@ static ngx_int_t ngx_http_registry_referrers_done(ngx_http_request_t *r,
 static json_t *ngx_http_registry_referrer(redisReply *e);
 
 
-/*
- * GET and HEAD.  ARGV: repository, reference, "t" (by tag) or "d" (by
- * digest), the field sent after the type: "body" for GET, "size" for
- * HEAD, which needs no body.  Returns {digest, type, body or size}, or
- * nil when the repository does not hold the manifest.
- */
-
-static const char  ngx_http_registry_manifest_get_lua[] =
-    "local d = ARGV[2]\n"
-    "if ARGV[3] == 't' then\n"
-    "    d = redis.call('HGET', 'repo:' .. ARGV[1] .. ':tags', d)\n"
-    "    if not d then return false end\n"
-    "elseif redis.call('SISMEMBER', 'repo:' .. ARGV[1] .. ':manifests', d)"
-    " == 0 then\n"
-    "    return false\n"
-    "end\n"
-    "local m = redis.call('HMGET', 'image:' .. d, 'type', ARGV[4])\n"
-    "if not m[1] or not m[2] then return false end\n"
-    "return {d, m[1], m[2]}\n";
 
 
-/*
- * DELETE by digest.  ARGV: repository, digest, project, image, the log's
- * length.  The manifest leaves the repository with every tag pointing
- * to it and its entry in its subject's referrers, and the image stream
- * forgets it (is_forget); image:D stays for other repositories (and the
- * collector).  Returns 1, or 0 when the repository does not hold it.
- */
-
-static const char  ngx_http_registry_manifest_delete_lua[] =
-    "local p, d = 'repo:' .. ARGV[1] .. ':', ARGV[2]\n"
-    "if redis.call('SREM', p .. 'manifests', d) == 0 then return 0 end\n"
-    "local tags = redis.call('HGETALL', p .. 'tags')\n"
-    "for i = 1, #tags, 2 do\n"
-    "    if tags[i + 1] == d then\n"
-    "        redis.call('HDEL', p .. 'tags', tags[i])\n"
-    "        redis.call('ZREM', p .. 'tagnames', tags[i])\n"
-    "    end\n"
-    "end\n"
-    "local s = redis.call('HGET', 'image:' .. d, 'subject')\n"
-    "if s then redis.call('SREM', p .. 'referrers:' .. s, d) end\n"
-    "redis.call('SREM', 'image:' .. d .. ':repos', ARGV[1])\n"
-    "is_forget(ARGV[3], ARGV[4], d,"
-    " redis.call('SCARD', p .. 'manifests') == 0, ARGV[5])\n"
-    "return 1\n";
 
 
-/*
- * DELETE by tag.  ARGV: repository, tag, project, image, the log's
- * length.  Returns the digest the tag named, or 0 if unknown.
- */
-
-static const char  ngx_http_registry_manifest_untag_lua[] =
-    "local p = 'repo:' .. ARGV[1] .. ':'\n"
-    "local d = redis.call('HGET', p .. 'tags', ARGV[2])\n"
-    "if not d then return 0 end\n"
-    "redis.call('HDEL', p .. 'tags', ARGV[2])\n"
-    "redis.call('ZREM', p .. 'tagnames', ARGV[2])\n"
-    "is_untag(ARGV[3], ARGV[4], ARGV[2], ARGV[5])\n"
-    "return d\n";
 
 
-/*
- * Referrers.  ARGV: repository, subject digest, artifactType filter or
- * "".  Returns {digest, type, size, artifactType, annotations} for each
- * manifest of the repository whose subject is the digest, by digest.
- */
-
-static const char  ngx_http_registry_referrers_lua[] =
-    "local p = 'repo:' .. ARGV[1] .. ':'\n"
-    "local ds = redis.call('SMEMBERS', p .. 'referrers:' .. ARGV[2])\n"
-    "table.sort(ds)\n"
-    "local out = {}\n"
-    "for _, d in ipairs(ds) do\n"
-    "    local m = redis.call('HMGET', 'image:' .. d, 'type', 'size',\n"
-    "                         'artifactType', 'annotations')\n"
-    "    local at = m[3] or ''\n"
-    "    if m[1] and (ARGV[3] == '' or at == ARGV[3]) then\n"
-    "        out[#out + 1] = {d, m[1], m[2] or '0', at, m[4] or ''}\n"
-    "    end\n"
-    "end\n"
-    "return out\n";
 
 
 ngx_int_t
@@ -196,7 +120,7 @@ ngx_http_registry_manifest_get(ngx_http_request_t *r,
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_manifest_got,
-                                 ngx_http_registry_manifest_get_lua, 0, args,
+                                 "manifest_get", 0, args,
                                  4);
 }
 
@@ -295,10 +219,8 @@ ngx_http_registry_manifest_delete(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag)
 {
     ngx_str_t                       args[5];
-    const char                     *script;
     ngx_http_registry_main_conf_t  *mcf;
 
-    static const char  *untag_script, *delete_script;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
@@ -314,20 +236,9 @@ ngx_http_registry_manifest_delete(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (by_tag) {
-        script = ngx_http_registry_imagestream_script(&untag_script,
-                                         ngx_http_registry_manifest_untag_lua);
-
-    } else {
-        script = ngx_http_registry_imagestream_script(&delete_script,
-                                        ngx_http_registry_manifest_delete_lua);
-    }
-
-    if (script == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_run(r, ngx_http_registry_manifest_deleted, script,
+    return ngx_http_registry_run(r, ngx_http_registry_manifest_deleted,
+                                 by_tag ? "manifest_untag"
+                                        : "manifest_delete",
                                  0, args, 5);
 }
 
@@ -416,7 +327,7 @@ ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     *(ngx_str_t *) ctx->data = args[2];
 
     return ngx_http_registry_run(r, ngx_http_registry_referrers_done,
-                                 ngx_http_registry_referrers_lua, 0, args, 3);
+                                 "referrers", 0, args, 3);
 }
 
 

@@ -3,8 +3,8 @@
  * ngx_http_registry_module: the Redis client.  The worker's command
  * connection (a connection of redis_conn.c, up once Redis answers a
  * PING, opened again after a backoff when lost), the commands in flight
- * on it with their timeout, and the Lua scripts run through it
- * (EVALSHA, sent again as EVAL on NOSCRIPT).  The subscriber of the
+ * on it with their timeout, and the functions of the library "registry"
+ * (redis/NAME.lua) called through it, loaded on every connect.  The subscriber of the
  * watches is a connection of its own (redis_sub.c): a connection in
  * subscribe mode takes no other command.
  */
@@ -69,9 +69,11 @@ static ngx_int_t ngx_http_registry_redis_cmd_queued(
 static void ngx_http_registry_redis_cmd_cleanup(void *data);
 static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
     void *reply, void *data);
-static ngx_int_t ngx_http_registry_eval_reply(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static u_char *ngx_http_registry_script_sha(const char *script);
+static const char **ngx_http_registry_fcall_argv(ngx_pool_t *pool,
+    const char *name, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs,
+    size_t **lens);
+static void ngx_http_registry_redis_loaded(redisAsyncContext *ac,
+    void *reply, void *data);
 
 static void ngx_http_registry_redis_connect(void);
 static void ngx_http_registry_redis_ping(
@@ -260,85 +262,73 @@ ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
 
 
 /*
- * A Lua script run in Redis: several keys read or changed in one round
- * trip and atomically.  args holds the keys, then the arguments.  The
- * script goes by its SHA-1 (EVALSHA), which spares Redis parsing and
- * hashing it per call; Redis answers NOSCRIPT when it does not know it
- * yet (first use, restart, SCRIPT FLUSH), and the call is sent again with
- * the script's text, which caches it.
+ * A function of the library "registry" (redis/NAME.lua, loaded on every
+ * connect): several keys read or changed in one round trip and
+ * atomically.  args holds the keys, then the arguments; hiredis copies
+ * them into its buffer at once.
  */
 
-ngx_int_t
-ngx_http_registry_eval(ngx_http_request_t *r, const char *script,
-    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+static const char **
+ngx_http_registry_fcall_argv(ngx_pool_t *pool, const char *name,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs, size_t **lens)
 {
-    u_char                   *p;
-    size_t                   *lens;
-    ngx_uint_t                i;
-    const char              **argv;
-    ngx_http_registry_ctx_t  *ctx;
+    u_char       *p;
+    ngx_uint_t    i;
+    const char  **argv;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    argv = ngx_palloc(pool, (nargs + 3) * sizeof(char *));
+    *lens = ngx_palloc(pool, (nargs + 3) * sizeof(size_t));
+    p = ngx_pnalloc(pool, NGX_INT_T_LEN);
 
-    argv = ngx_palloc(r->pool, (nargs + 3) * sizeof(char *));
-    lens = ngx_palloc(r->pool, (nargs + 3) * sizeof(size_t));
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-
-    if (ctx == NULL || argv == NULL || lens == NULL || p == NULL) {
-        return NGX_ERROR;
+    if (argv == NULL || *lens == NULL || p == NULL) {
+        return NULL;
     }
 
-    argv[0] = "EVALSHA";      /* 7 long; EVAL, 4, once it was retried */
-    lens[0] = 7;
-    argv[1] = (const char *) ngx_http_registry_script_sha(script);
-    lens[1] = 40;
+    argv[0] = "FCALL";
+    (*lens)[0] = sizeof("FCALL") - 1;
+    argv[1] = name;
+    (*lens)[1] = ngx_strlen(name);
     argv[2] = (const char *) p;
-    lens[2] = ngx_sprintf(p, "%ui", nkeys) - p;
-
-    /* copies: a retry outlives the replies some arguments came from */
+    (*lens)[2] = ngx_sprintf(p, "%ui", nkeys) - p;
 
     for (i = 0; i < nargs; i++) {
-        p = ngx_pnalloc(r->pool, args[i].len + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (args[i].len) {
-            ngx_memcpy(p, args[i].data, args[i].len);
-        }
-
-        argv[i + 3] = (const char *) p;
-        lens[i + 3] = args[i].len;
+        argv[i + 3] = (const char *) args[i].data;
+        (*lens)[i + 3] = args[i].len;
     }
 
-    if (ngx_http_registry_redis_command(r, nargs + 3, argv, lens) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ctx->eval_script = script;
-    ctx->eval_argv = argv;
-    ctx->eval_lens = lens;
-    ctx->eval_argc = nargs + 3;
-    ctx->eval_next = ctx->next;
-    ctx->next = ngx_http_registry_eval_reply;
-
-    return NGX_OK;
+    return argv;
 }
 
 
-/* a script as the operation a step waits for: next runs with its reply */
+ngx_int_t
+ngx_http_registry_fcall(ngx_http_request_t *r, const char *name,
+    ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+{
+    size_t       *lens;
+    const char  **argv;
+
+    argv = ngx_http_registry_fcall_argv(r->pool, name, nkeys, args, nargs,
+                                        &lens);
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_redis_command(r, nargs + 3, argv, lens);
+}
+
+
+/* a function as the operation a step waits for: next runs with its reply */
 
 ngx_int_t
 ngx_http_registry_run(ngx_http_request_t *r, ngx_http_registry_step_pt next,
-    const char *script, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
+    const char *name, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
 {
     ngx_http_registry_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
     ctx->next = next;
 
-    if (ngx_http_registry_eval(r, script, nkeys, args, nargs) != NGX_OK) {
+    if (ngx_http_registry_fcall(r, name, nkeys, args, nargs) != NGX_OK) {
         ctx->next = NULL;
         return ngx_http_registry_unavailable(r, "redis: not connected");
     }
@@ -347,68 +337,34 @@ ngx_http_registry_run(ngx_http_request_t *r, ngx_http_registry_step_pt next,
 }
 
 
-static ngx_int_t
-ngx_http_registry_eval_reply(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
+/* the same, not tied to a request: see ngx_http_registry_redis_call() */
+
+ngx_int_t
+ngx_http_registry_redis_fcall(ngx_http_registry_redis_cb_pt cb, void *data,
+    const char *name, ngx_uint_t nkeys, ngx_str_t *args, ngx_uint_t nargs)
 {
-    redisReply  *reply;
+    size_t                              *lens;
+    ngx_int_t                            rc;
+    ngx_pool_t                          *pool;
+    const char                         **argv;
+    ngx_http_registry_redis_server_t    *srv;
 
-    reply = ctx->reply;
+    srv = &ngx_http_registry_redis_server;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR
-        || reply->len < 8 || ngx_strncmp(reply->str, "NOSCRIPT", 8) != 0
-        || ctx->eval_lens[0] != 7)
-    {
-        return ctx->eval_next(r, ctx);
+    pool = ngx_create_pool(1024, srv->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
     }
 
-    ctx->eval_argv[0] = "EVAL";
-    ctx->eval_lens[0] = 4;
-    ctx->eval_argv[1] = ctx->eval_script;
-    ctx->eval_lens[1] = ngx_strlen(ctx->eval_script);
-    ctx->next = ctx->eval_next;
+    argv = ngx_http_registry_fcall_argv(pool, name, nkeys, args, nargs,
+                                        &lens);
 
-    if (ngx_http_registry_redis_command(r, ctx->eval_argc, ctx->eval_argv,
-                                        ctx->eval_lens)
-        != NGX_OK)
-    {
-        ctx->next = NULL;
-        return ngx_http_registry_unavailable(r, "redis: not connected");
-    }
+    rc = argv ? ngx_http_registry_redis_call(cb, data, nargs + 3, argv, lens)
+              : NGX_ERROR;
 
-    return NGX_DONE;
-}
+    ngx_destroy_pool(pool);
 
-
-/* the SHA-1 of a script in hex, computed once per script per worker */
-
-static u_char *
-ngx_http_registry_script_sha(const char *script)
-{
-    u_char      hash[SHA_DIGEST_LENGTH];
-    ngx_uint_t  i;
-
-    static struct {
-        const char  *script;
-        u_char       hex[2 * SHA_DIGEST_LENGTH];
-    }           cache[64];
-
-    for (i = 0; i < 64 && cache[i].script != NULL; i++) {
-        if (cache[i].script == script) {
-            return cache[i].hex;
-        }
-    }
-
-    if (i == 64) {
-        /* more scripts than expected: correct, only slower */
-        i = 63;
-    }
-
-    SHA1((u_char *) script, ngx_strlen(script), hash);
-    ngx_hex_dump(cache[i].hex, hash, SHA_DIGEST_LENGTH);
-    cache[i].script = script;
-
-    return cache[i].hex;
+    return rc;
 }
 
 
@@ -617,8 +573,21 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
                                          ac->err ? ac->errstr : NULL);
         }
 
-    } else if (ngx_queue_empty(&rs->pending) && rs->conn.timer.timer_set) {
-        ngx_del_timer(&rs->conn.timer);
+    } else {
+        if (ngx_queue_empty(&rs->pending) && rs->conn.timer.timer_set) {
+            ngx_del_timer(&rs->conn.timer);
+        }
+
+        /* flushed behind our back: a new connection loads them again */
+
+        if (((redisReply *) reply)->type == REDIS_REPLY_ERROR
+            && ngx_strncmp(((redisReply *) reply)->str,
+                           "ERR Function not found", 22) == 0
+            && ac == rs->conn.ac && rs->conn.broken == NULL)
+        {
+            ngx_http_registry_redis_fail(&rs->conn,
+                                         "function library missing");
+        }
     }
 
     if (cmd->handler) {
@@ -709,11 +678,58 @@ ngx_http_registry_redis_connect(void)
 static void
 ngx_http_registry_redis_ping(ngx_http_registry_redis_conn_t *conn)
 {
+    size_t       lens[4];
+    const char  *argv[4];
+
+    /*
+     * The function library goes with every connect, in the same write as
+     * the PING: whatever Redis this is (restarted empty, a replica
+     * promoted, a FUNCTION FLUSH), the commands that follow find the
+     * functions of this very module.  It is small, and replaced only
+     * when its text differs in effect (Redis compiles it each time).
+     */
+
+    argv[0] = "FUNCTION";
+    argv[1] = "LOAD";
+    argv[2] = "REPLACE";
+    argv[3] = ngx_http_registry_redis_library;
+
+    lens[0] = sizeof("FUNCTION") - 1;
+    lens[1] = sizeof("LOAD") - 1;
+    lens[2] = sizeof("REPLACE") - 1;
+    lens[3] = ngx_strlen(ngx_http_registry_redis_library);
+
     if (redisAsyncCommand(conn->ac, ngx_http_registry_redis_ping_handler,
                           NULL, "PING")
-        != REDIS_OK)
+        != REDIS_OK
+        || redisAsyncCommandArgv(conn->ac, ngx_http_registry_redis_loaded,
+                                 NULL, 4, argv, lens)
+           != REDIS_OK)
     {
         ngx_http_registry_redis_fail(conn, "event registration failed");
+    }
+}
+
+
+/*
+ * A library that does not load (Redis out of memory, a replica) leaves
+ * the functions Redis has, if any: the calls say what is wrong.
+ */
+
+static void
+ngx_http_registry_redis_loaded(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                        *rr;
+    ngx_http_registry_redis_server_t  *srv;
+
+    rr = reply;
+    srv = &ngx_http_registry_redis_server;
+
+    if (rr != NULL && rr->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, srv->log, 0,
+                      "registry redis \"%V\" function library not loaded: %s",
+                      &srv->name, rr->str);
     }
 }
 

@@ -31,54 +31,6 @@ static ngx_int_t ngx_http_registry_list_link(ngx_http_request_t *r,
     ngx_http_registry_page_t *page, redisReply *last);
 
 
-/*
- * KEYS[1]: the zset.  ARGV: the repository that must be in "repos" (""
- * for none), last ("" for none), how many to return ("" for all), the
- * projects whose names may be returned ("p1,p2", "" for none, "*" for
- * all).  Returns the names, or nil when the repository is unknown.
- *
- * A project's names are the range ["P/", "P0") ('0' follows '/'); the
- * ranges are merged in bytes' order, ZRANGEBYLEX's ("a-b/x" comes before
- * "a/x": Lua's own "<" follows the locale).
- */
-
-static const char  ngx_http_registry_list_lua[] =
-    "if ARGV[1] ~= '' and not redis.call('ZSCORE', 'repos', ARGV[1]) then\n"
-    "  return false\n"
-    "end\n"
-    "local min = '-'\n"
-    "if ARGV[2] ~= '' then min = '(' .. ARGV[2] end\n"
-    "local function range(lo, hi)\n"
-    "  if ARGV[3] == '' then\n"
-    "    return redis.call('ZRANGEBYLEX', KEYS[1], lo, hi)\n"
-    "  end\n"
-    "  return redis.call('ZRANGEBYLEX', KEYS[1], lo, hi, 'LIMIT', 0,"
-    " ARGV[3])\n"
-    "end\n"
-    "if ARGV[4] == '*' then return range(min, '+') end\n"
-    "local function before(a, b)\n"
-    "  for i = 1, math.min(#a, #b) do\n"
-    "    local x, y = a:byte(i), b:byte(i)\n"
-    "    if x ~= y then return x < y end\n"
-    "  end\n"
-    "  return #a < #b\n"
-    "end\n"
-    "local out, seen = {}, {}\n"
-    "for p in string.gmatch(ARGV[4], '[^,]+') do\n"
-    "  if not seen[p] then\n"
-    "    seen[p] = true\n"
-    "    local lo = '[' .. p .. '/'\n"
-    "    if ARGV[2] ~= '' and before(p .. '/', ARGV[2]) then lo = min end\n"
-    "    for _, name in ipairs(range(lo, '(' .. p .. '0')) do\n"
-    "      out[#out + 1] = name\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "table.sort(out, before)\n"
-    "if ARGV[3] ~= '' then\n"
-    "  for i = #out, tonumber(ARGV[3]) + 1, -1 do out[i] = nil end\n"
-    "end\n"
-    "return out\n";
 
 
 ngx_int_t
@@ -209,7 +161,7 @@ ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
 
     ctx->data = page;
     return ngx_http_registry_run(r, ngx_http_registry_list_done,
-                                 ngx_http_registry_list_lua, 1, args, 5);
+                                 "list_page", 1, args, 5);
 }
 
 

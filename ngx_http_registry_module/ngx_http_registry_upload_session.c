@@ -45,24 +45,12 @@ static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
 
 
 /* KEYS: upload:ID; ARGV: R, sha, expires */
-static const char  ngx_http_registry_upload_create_lua[] =
-    "redis.call('HSET', KEYS[1], 'repo', ARGV[1], 'offset', '0', "
-    "           'sha', ARGV[2]) "
-    "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
-    "return 1";
 
 
 /*
  * KEYS: upload:ID, etags, tail; ARGV: R.
  * Returns offset, sha, mpu, committed parts, tail length.
  */
-static const char  ngx_http_registry_upload_load_lua[] =
-    "local u = redis.call('HMGET', KEYS[1], 'repo', 'offset', 'sha', "
-    "                     'mpu') "
-    "if not u[1] or u[1] ~= ARGV[1] then return false end "
-    "return {u[2], u[3], u[4] or '', "
-    "        tostring(redis.call('LLEN', KEYS[2])), "
-    "        tostring(redis.call('STRLEN', KEYS[3]))}";
 
 
 /*
@@ -70,17 +58,6 @@ static const char  ngx_http_registry_upload_load_lua[] =
  * -1: no session; 0: moved on; {"busy", seconds left}: claimed by
  * another request.
  */
-static const char  ngx_http_registry_upload_append_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
-    "if not u[1] then return -1 end "
-    "if u[1] ~= ARGV[1] then return 0 end "
-    "if taken(u[2]) then return busy(u[2]) end "
-    "redis.call('APPEND', KEYS[2], ARGV[4]) "
-    "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3]) "
-    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
-    "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
-    "return 1";
 
 
 /*
@@ -89,36 +66,12 @@ static const char  ngx_http_registry_upload_append_lua[] =
  * claimed by another request; else {committed parts, whether blob:D
  * exists}.  The key is recorded as pending: parts may follow.
  */
-static const char  ngx_http_registry_upload_claim_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
-    "if not u[1] then return -1 end "
-    "if u[1] ~= ARGV[1] then return 0 end "
-    "if taken(u[2]) then return busy(u[2]) end "
-    "local now = tonumber(redis.call('TIME')[1]) "
-    "redis.call('ZADD', KEYS[3], now, ARGV[4]) "
-    "redis.call('HSET', KEYS[1], 'busy', "
-    "           ARGV[2] .. ' ' .. (now + tonumber(ARGV[3]))) "
-    "local e = 0 "
-    "if KEYS[4] then e = redis.call('EXISTS', KEYS[4]) end "
-    "return {redis.call('LLEN', KEYS[2]), e}";
 
 
 /* KEYS: upload:ID; ARGV: token, seconds.  1: renewed; 0: not ours */
-static const char  ngx_http_registry_upload_renew_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "if not ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
-    "  return 0 "
-    "end "
-    "redis.call('HSET', KEYS[1], 'busy', ARGV[1] .. ' ' .. "
-    "           (tonumber(redis.call('TIME')[1]) + tonumber(ARGV[2]))) "
-    "return 1";
 
 
 /* KEYS: objects:pending; ARGV: S3 key (before a monolithic push) */
-static const char  ngx_http_registry_upload_pend_lua[] =
-    "redis.call('ZADD', KEYS[1], redis.call('TIME')[1], ARGV[1]) "
-    "return 1";
 
 
 /*
@@ -127,51 +80,18 @@ static const char  ngx_http_registry_upload_pend_lua[] =
  * multipart upload instead of leaving it behind.  1: recorded; 0: the
  * claim is not ours any more.
  */
-static const char  ngx_http_registry_upload_mpu_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "if not ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
-    "  return 0 "
-    "end "
-    "redis.call('HSET', KEYS[1], 'mpu', ARGV[2]) "
-    "return 1";
 
 
 /* KEYS: upload:ID; ARGV: token */
-static const char  ngx_http_registry_upload_release_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "if ours(redis.call('HGET', KEYS[1], 'busy'), ARGV[1]) then "
-    "  redis.call('HDEL', KEYS[1], 'busy') "
-    "end "
-    "return 1";
 
 
 /*
  * Parts in, the claim ends.  KEYS: upload:ID, etags, tail; ARGV: offset,
  * new offset, sha, token, expires, mpu, then "N ETAG" of each part.
  */
-static const char  ngx_http_registry_upload_parts_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "local u = redis.call('HMGET', KEYS[1], 'offset', 'busy') "
-    "if not u[1] then return -1 end "
-    "if u[1] ~= ARGV[1] or not ours(u[2], ARGV[4]) then return 0 end "
-    "for i = 7, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end "
-    "redis.call('DEL', KEYS[3]) "
-    "redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'sha', ARGV[3], "
-    "           'mpu', ARGV[6]) "
-    "redis.call('HDEL', KEYS[1], 'busy') "
-    "redis.call('EXPIRE', KEYS[1], ARGV[5]) "
-    "redis.call('EXPIRE', KEYS[2], ARGV[5]) "
-    "return 1";
 
 
 /* KEYS: repo:F:blobs, blob:D, repo:R:blobs, blob:D:links, repos; ARGV: D, R */
-static const char  ngx_http_registry_upload_mount_lua[] =
-    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 "
-    "   or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end "
-    "redis.call('SADD', KEYS[3], ARGV[1]) "
-    "redis.call('SADD', KEYS[4], ARGV[2]) "
-    "redis.call('ZADD', KEYS[5], 0, ARGV[2]) "
-    "return 1";
 
 
 /* the state of a session, new or about to be loaded */
@@ -272,7 +192,7 @@ ngx_http_registry_upload_create(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_run(r, next, ngx_http_registry_upload_create_lua,
+    return ngx_http_registry_run(r, next, "upload_create",
                                  1, args, 4);
 }
 
@@ -293,7 +213,7 @@ ngx_http_registry_upload_load(ngx_http_request_t *r,
     args[2] = up->tail_key;
     args[3] = ctx->repo;
 
-    return ngx_http_registry_run(r, next, ngx_http_registry_upload_load_lua,
+    return ngx_http_registry_run(r, next, "upload_load",
                                  3, args, 4);
 }
 
@@ -323,7 +243,7 @@ ngx_http_registry_upload_mount(ngx_http_request_t *r,
     args[5] = ctx->digest;
     args[6] = ctx->repo;
 
-    return ngx_http_registry_run(r, next, ngx_http_registry_upload_mount_lua,
+    return ngx_http_registry_run(r, next, "upload_mount",
                                  5, args, 7);
 }
 
@@ -347,7 +267,7 @@ ngx_http_registry_upload_pend(ngx_http_request_t *r,
     args[1] = up->key;
 
     return ngx_http_registry_run(r, ngx_http_registry_upload_pended,
-                                 ngx_http_registry_upload_pend_lua, 1, args,
+                                 "upload_pend", 1, args,
                                  2);
 }
 
@@ -390,7 +310,7 @@ ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
 
     ctx->next = next;
 
-    if (ngx_http_registry_eval(r, ngx_http_registry_upload_mpu_lua, 1, args,
+    if (ngx_http_registry_fcall(r, "upload_mpu", 1, args,
                                3)
         != NGX_OK)
     {
@@ -482,7 +402,7 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
     claim->sent = ngx_current_msec;
 
     return ngx_http_registry_run(r, ngx_http_registry_upload_claimed,
-                                 ngx_http_registry_upload_claim_lua, nkeys,
+                                 "upload_claim", nkeys,
                                  args, nkeys + 4);
 }
 
@@ -575,10 +495,10 @@ ngx_http_registry_upload_release(void *data)
         return;
     }
 
-    argv[0] = "EVAL";
-    lens[0] = sizeof("EVAL") - 1;
-    argv[1] = ngx_http_registry_upload_release_lua;
-    lens[1] = sizeof(ngx_http_registry_upload_release_lua) - 1;
+    argv[0] = "FCALL";
+    lens[0] = sizeof("FCALL") - 1;
+    argv[1] = "upload_release";
+    lens[1] = sizeof("upload_release") - 1;
     argv[2] = "1";
     lens[2] = 1;
     argv[3] = (const char *) up->session.data;
@@ -643,10 +563,10 @@ ngx_http_registry_upload_tick(ngx_event_t *ev)
         return;
     }
 
-    argv[0] = "EVAL";
-    lens[0] = sizeof("EVAL") - 1;
-    argv[1] = ngx_http_registry_upload_renew_lua;
-    lens[1] = sizeof(ngx_http_registry_upload_renew_lua) - 1;
+    argv[0] = "FCALL";
+    lens[0] = sizeof("FCALL") - 1;
+    argv[1] = "upload_renew";
+    lens[1] = sizeof("upload_renew") - 1;
     argv[2] = "1";
     lens[2] = 1;
     argv[3] = (const char *) up->session.data;
@@ -779,7 +699,7 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
         }
 
         return ngx_http_registry_run(r, next,
-                                     ngx_http_registry_upload_append_lua, 2, a,
+                                     "upload_append", 2, a,
                                      7);
     }
 
@@ -801,7 +721,7 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_registry_run(r, next, ngx_http_registry_upload_parts_lua,
+    return ngx_http_registry_run(r, next, "upload_parts",
                                  3, a, 3 + n);
 }
 

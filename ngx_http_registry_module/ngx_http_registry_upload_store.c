@@ -53,28 +53,6 @@ static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
  * meanwhile).  The key stops being pending when it is the blob's, or
  * when nothing was stored (a duplicate stays pending until deleted).
  */
-static const char  ngx_http_registry_upload_finish_lua[] =
-    NGX_HTTP_REGISTRY_BUSY_LUA
-    "if ARGV[6] ~= '' "
-    "   and not ours(redis.call('HGET', KEYS[6], 'busy'), ARGV[6]) then "
-    "  return -2 "
-    "end "
-    "local fresh = 0 "
-    "if redis.call('EXISTS', KEYS[1]) == 0 then "
-    "  if ARGV[4] == '' then return -1 end "
-    "  redis.call('HSET', KEYS[1], 'size', ARGV[3], 'key', ARGV[4], "
-    "             'created', ARGV[5]) "
-    "  redis.call('SADD', KEYS[4], ARGV[1]) "
-    "  fresh = 1 "
-    "end "
-    "redis.call('SADD', KEYS[2], ARGV[1]) "
-    "redis.call('SADD', KEYS[3], ARGV[2]) "
-    "redis.call('ZADD', KEYS[5], 0, ARGV[2]) "
-    "redis.call('DEL', KEYS[6], KEYS[7], KEYS[8]) "
-    "if fresh == 1 or ARGV[4] == '' then "
-    "  redis.call('ZREM', KEYS[9], ARGV[7]) "
-    "end "
-    "return fresh";
 
 
 /*
@@ -230,7 +208,7 @@ finish:
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_upload_finished,
-                                 ngx_http_registry_upload_finish_lua, 9, args,
+                                 "upload_finish", 9, args,
                                  16);
 }
 

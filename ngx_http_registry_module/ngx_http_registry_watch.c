@@ -82,43 +82,6 @@ static ngx_str_t  ngx_http_registry_watch_channel =
     ngx_string("imagestreams");
 
 
-/*
- * A watch from a resourceVersion.  ARGV: project, resourceVersion, a
- * budget in bytes.  Every resourceVersion given is one entry of the log,
- * so the log holds every change after the version unless its first entry
- * is further on: then returns "gone".  Else returns the resourceVersion
- * read up to, "1" when more follows (the events reached the budget) or
- * "0", then the ID and the event of each change of the project after
- * the version.  The budget bounds what one reply holds: a watcher behind
- * catches up in steps, at the pace it reads.
- */
-
-static const char  ngx_http_registry_replay_lua[] =
-    "local from, budget = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local now = tonumber(redis.call('GET', 'imagestreams:rv') or '0')\n"
-    "local first = redis.call('XRANGE', 'imagestreams:log', '-', '+',"
-    " 'COUNT', 1)[1]\n"
-    "first = first and tonumber(string.match(first[1], '^%d+')) or now + 1\n"
-    "if from + 1 < first and from < now then return 'gone' end\n"
-    "local out, bytes, start = {tostring(now), '0'}, 0, (from + 1) .. '-0'\n"
-    "while true do\n"
-    "    local batch = redis.call('XRANGE', 'imagestreams:log', start, '+',"
-    " 'COUNT', 64)\n"
-    "    for _, e in ipairs(batch) do\n"
-    "        local id = string.match(e[1], '^%d+')\n"
-    "        if bytes >= budget then\n"
-    "            out[1], out[2] = tostring(tonumber(id) - 1), '1'\n"
-    "            return out\n"
-    "        end\n"
-    "        if e[2][2] == ARGV[1] then\n"
-    "            out[#out + 1] = id\n"
-    "            out[#out + 1] = e[2][4]\n"
-    "            bytes = bytes + #e[2][4]\n"
-    "        end\n"
-    "    end\n"
-    "    if #batch < 64 then return out end\n"
-    "    start = '(' .. batch[#batch][1]\n"
-    "end\n";
 
 
 /*
@@ -273,7 +236,7 @@ ngx_http_registry_watch_query(ngx_http_registry_watch_t *w)
     args[0] = w->project;
 
     if (w->initial) {
-        if (ngx_http_registry_eval(r, ngx_http_registry_streams_lua, 0,
+        if (ngx_http_registry_fcall(r, "imagestreams_list", 0,
                                    args, 1)
             != NGX_OK)
         {
@@ -289,7 +252,7 @@ ngx_http_registry_watch_query(ngx_http_registry_watch_t *w)
         || ngx_http_registry_keyf(r->pool, &args[2], "%uz",
                                   (size_t) NGX_HTTP_REGISTRY_WATCH_BACKLOG)
            != NGX_OK
-        || ngx_http_registry_eval(r, ngx_http_registry_replay_lua, 0,
+        || ngx_http_registry_fcall(r, "watch_replay", 0,
                                   args, 3)
            != NGX_OK)
     {

@@ -1,0 +1,5 @@
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
