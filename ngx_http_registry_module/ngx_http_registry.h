@@ -126,6 +126,7 @@ typedef struct {
     time_t                      auth_valid;
 
     time_t                      upload_expires;
+    size_t                      upload_tails;   /* bytes, all sessions */
     ngx_uint_t                  history_depth;
     ngx_uint_t                  events_maxlen;  /* 0: no Redis streams */
     ngx_array_t                *event_webhooks; /* of ..._webhook_t */
@@ -137,6 +138,8 @@ typedef struct {
     /* streamed PUTs (stream.c); NULL: the endpoint is not an IP */
     ngx_addr_t                 *s3_addr;
     ngx_http_upstream_conf_t   *s3_upstream;
+
+    struct ngx_http_registry_gc_conf_s  *gc;    /* registry_gc, or NULL */
 } ngx_http_registry_main_conf_t;
 
 
@@ -154,6 +157,7 @@ typedef struct {
 #define NGX_HTTP_REGISTRY_HANDLER_REGISTRY    1
 #define NGX_HTTP_REGISTRY_HANDLER_HEALTH      2
 #define NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER  3
+#define NGX_HTTP_REGISTRY_HANDLER_GC          4
 
 
 /* what an S3 operation asks for */
@@ -165,7 +169,10 @@ typedef struct {
     off_t                       body_len;
     ngx_str_t                   payload_hash;  /* hex; empty: UNSIGNED */
     ngx_str_t                   range;         /* "bytes=a-b" or empty */
+    ngx_str_t                   content_md5;   /* base64, or empty */
     unsigned                    stream:1;      /* body goes to the client */
+    unsigned                    bucket:1;      /* no key: DeleteObjects,
+                                                  ListMultipartUploads */
 } ngx_http_registry_s3_op_t;
 
 
@@ -246,6 +253,7 @@ struct ngx_http_registry_ctx_s {
 
     void                           *data;       /* per-handler state */
     void                           *stream;     /* stream.c's state */
+    ngx_http_registry_step_pt       after;      /* quota.c: once checked */
 
     off_t                           body_bytes;  /* seen by the filter */
 
@@ -835,6 +843,121 @@ ngx_int_t ngx_http_registry_s3_op_abort(ngx_http_request_t *r,
 /* the text of the first <tag>, entities decoded; NGX_DECLINED: none */
 ngx_int_t ngx_http_registry_s3_xml_value(ngx_pool_t *pool, ngx_str_t *xml,
     const char *tag, ngx_str_t *value);
+
+/*
+ * Quotas (quota.c): checks before bytes are stored; next runs when the
+ * push stays within the project's quotas, else 403 DENIED.  stored: the
+ * bytes the upload session holds already.
+ */
+ngx_int_t ngx_http_registry_quota_upload(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, off_t stored,
+    ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_quota_manifest(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+
+/*
+ * Garbage collection in three files: gc.c (a collection: a request to the
+ * location of "registry_gc", its phases, its answer), gc_store.c (what a
+ * batch removes from S3, then forgets in Redis; the listing of multipart
+ * uploads), gc_clock.c (the directive, and the timer that asks for a
+ * collection every interval through the worker's own listener).
+ */
+typedef struct ngx_http_registry_gc_conf_s {
+    time_t                          grace;
+    time_t                          interval;   /* 0: no timer */
+    ngx_str_t                       uri;        /* the location's */
+    ngx_http_core_srv_conf_t       *server;     /* ... and its server's */
+    struct sockaddr                *sockaddr;   /* where the timer asks */
+    socklen_t                       socklen;
+    ngx_str_t                       addr_text;
+    ngx_str_t                       host;
+} ngx_http_registry_gc_conf_t;
+
+/*
+ * The numbers of one collection, complete when gc.c answers (logged
+ * there, and in the JSON answer): what metrics take.
+ */
+typedef struct {
+    ngx_uint_t                      manifests;
+    ngx_uint_t                      blobs;
+    off_t                           bytes;      /* of the blobs */
+    ngx_uint_t                      images;
+    ngx_uint_t                      uploads;
+    ngx_uint_t                      orphans;
+    ngx_uint_t                      multipart;
+} ngx_http_registry_gc_stats_t;
+
+enum {
+    NGX_HTTP_REGISTRY_GC_LEASE = 0,
+    NGX_HTTP_REGISTRY_GC_MANIFESTS,
+    NGX_HTTP_REGISTRY_GC_BLOBS,
+    NGX_HTTP_REGISTRY_GC_IMAGES,
+    NGX_HTTP_REGISTRY_GC_UPLOADS,
+    NGX_HTTP_REGISTRY_GC_ORPHANS,
+    NGX_HTTP_REGISTRY_GC_MULTIPART,
+    NGX_HTTP_REGISTRY_GC_DONE
+};
+
+
+/* one thing a batch removes */
+typedef struct {
+    ngx_uint_t                      phase;      /* what it is */
+    ngx_str_t                       repo;
+    ngx_str_t                       name;       /* digest, session id, key */
+    ngx_str_t                       mpu;        /* to abort, or empty */
+    ngx_str_t                       mpu_key;    /* its key */
+    ngx_str_t                       object;     /* to delete, or empty */
+    off_t                           size;
+    unsigned                        failed:1;   /* S3 did not remove it */
+} ngx_http_registry_gc_item_t;
+
+
+typedef struct {
+    ngx_http_registry_gc_conf_t    *conf;
+    ngx_str_t                       token;      /* lease; "" in a dry run */
+    time_t                          grace;
+    time_t                          age;        /* of sessions to end */
+    ngx_uint_t                      phase;
+    ngx_uint_t                      offset;     /* in the phase's zset */
+    ngx_str_t                       cursor;     /* the last repository */
+    ngx_str_t                       marker[2];  /* multipart listing */
+    ngx_uint_t                      pages;
+    ngx_array_t                    *items;      /* of the batch */
+    ngx_uint_t                      next;       /* the item to abort */
+    ngx_uint_t                      skipped;    /* left in place */
+    ngx_uint_t                      ended;      /* the phase's last batch */
+    ngx_uint_t                      ops;        /* S3 requests made */
+    ngx_uint_t                      work;       /* items handled */
+    json_t                         *named;      /* for the answer */
+    ngx_http_registry_gc_stats_t    stats;
+    unsigned                        dry:1;
+    unsigned                        untagged:1;
+    unsigned                        more:1;
+    unsigned                        s3_down:1;
+    unsigned                        lost:1;
+} ngx_http_registry_gc_t;
+
+
+ngx_int_t ngx_http_registry_gc_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_gc_run(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+/* a function's reply: its items, then swept */
+ngx_int_t ngx_http_registry_gc_batch(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+/* the batch swept: counted, events sent, the next one */
+ngx_int_t ngx_http_registry_gc_counted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_gc_copy(ngx_pool_t *pool, redisReply *rp,
+    ngx_uint_t i, ngx_str_t *s);
+ngx_int_t ngx_http_registry_gc_sweep(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_gc_list(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+char *ngx_http_registry_gc_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_registry_gc_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_registry_gc_init_worker(ngx_cycle_t *cycle);
+void ngx_http_registry_gc_exit_worker(ngx_cycle_t *cycle);
 
 /* SigV4, pure functions (sigv4.c) */
 typedef struct {

@@ -61,6 +61,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       0,
       (void *) NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER },
 
+    { ngx_string("registry_gc"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_ANY,
+      ngx_http_registry_gc_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("registry_auth"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_registry_auth_location,
@@ -178,6 +185,13 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_registry_main_conf_t, upload_expires),
+      NULL },
+
+    { ngx_string("registry_upload_tails"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_registry_main_conf_t, upload_tails),
       NULL },
 
     { ngx_string("registry_history_depth"),
@@ -407,6 +421,7 @@ ngx_http_registry_create_main_conf(ngx_conf_t *cf)
     mcf->s3.presign_expires = NGX_CONF_UNSET;
     mcf->s3.stream = NGX_CONF_UNSET;
     mcf->upload_expires = NGX_CONF_UNSET;
+    mcf->upload_tails = NGX_CONF_UNSET_SIZE;
     mcf->history_depth = NGX_CONF_UNSET_UINT;
     mcf->events_maxlen = NGX_CONF_UNSET_UINT;
     mcf->events_pull = NGX_CONF_UNSET;
@@ -461,6 +476,7 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(mcf->s3.presign_expires, 300);
     ngx_conf_init_value(mcf->s3.stream, 1);
     ngx_conf_init_value(mcf->upload_expires, 86400);
+    ngx_conf_init_size_value(mcf->upload_tails, 512 * 1024 * 1024);
     ngx_conf_init_uint_value(mcf->history_depth, 10);
     ngx_conf_init_uint_value(mcf->events_maxlen, 10000);
     ngx_conf_init_value(mcf->events_pull, 0);
@@ -747,7 +763,8 @@ ngx_http_registry_postconfiguration(ngx_conf_t *cf)
     if (ngx_http_registry_body_init(cf) != NGX_OK
         || ngx_http_registry_auth_init(cf) != NGX_OK
         || ngx_http_registry_errors_init(cf) != NGX_OK
-        || ngx_http_registry_stream_init(cf) != NGX_OK)
+        || ngx_http_registry_stream_init(cf) != NGX_OK
+        || ngx_http_registry_gc_init(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -767,7 +784,9 @@ ngx_http_registry_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    if (ngx_http_registry_redis_init_worker(cycle) != NGX_OK) {
+    if (ngx_http_registry_redis_init_worker(cycle) != NGX_OK
+        || ngx_http_registry_gc_init_worker(cycle) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -786,6 +805,7 @@ ngx_http_registry_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_registry_gc_exit_worker(cycle);
     ngx_http_registry_redis_sub_exit_worker(cycle);
     ngx_http_registry_redis_exit_worker(cycle);
 }

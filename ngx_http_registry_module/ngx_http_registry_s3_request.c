@@ -123,7 +123,7 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
     ngx_uint_t                      flags, method;
     ngx_list_t                      headers;
     ngx_chain_t                    *cl;
-    ngx_keyval_t                    range;
+    ngx_keyval_t                    extra[2];
     ngx_http_request_t             *sr;
     ngx_http_request_body_t        *rb;
     ngx_http_registry_sigv4_t       sv;
@@ -142,8 +142,8 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (op->key.len == 0 && method != NGX_HTTP_HEAD) {
-        /* the bucket itself: only HeadBucket, never DeleteBucket */
+    if (op->key.len == 0 && method != NGX_HTTP_HEAD && !op->bucket) {
+        /* the bucket itself: HeadBucket, and never DeleteBucket */
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "registry: s3 %V without a key", &op->method);
         return NGX_ERROR;
@@ -194,11 +194,18 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
     sv.access_key = mcf->s3.access_key;
     sv.secret_key = mcf->s3.secret_key;
 
+    /* the extra signed headers, by name */
+
+    sv.headers = extra;
+
+    if (op->content_md5.len) {
+        ngx_str_set(&extra[sv.nheaders].key, "content-md5");
+        extra[sv.nheaders++].value = op->content_md5;
+    }
+
     if (op->range.len) {
-        ngx_str_set(&range.key, "range");
-        range.value = op->range;
-        sv.headers = &range;
-        sv.nheaders = 1;
+        ngx_str_set(&extra[sv.nheaders].key, "range");
+        extra[sv.nheaders++].value = op->range;
     }
 
     if (ngx_http_registry_sigv4_sign(r->pool, &sv, &authorization, NULL)
@@ -238,6 +245,10 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
         || (op->range.len
             && ngx_http_registry_s3_add_header(r, &headers, "Range",
                                                &op->range)
+               != NGX_OK)
+        || (op->content_md5.len
+            && ngx_http_registry_s3_add_header(r, &headers, "Content-MD5",
+                                               &op->content_md5)
                != NGX_OK))
     {
         return NGX_ERROR;

@@ -661,7 +661,7 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
     up = ctx->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    n = up->locked ? 6 + up->parts->nelts : 7;
+    n = up->locked ? 6 + up->parts->nelts : 8;
 
     a = ngx_palloc(r->pool, (3 + n) * sizeof(ngx_str_t));
     if (a == NULL) {
@@ -691,16 +691,21 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
         a[4] = a[5];
         a[6] = a[7];
 
+        /* and the bound of all tails (upload_append.lua, "full") */
+
         if (ngx_http_registry_body_bytes(r, &a[5],
                                          NGX_HTTP_REGISTRY_S3_MIN_PART)
-            != NGX_OK)
+            != NGX_OK
+            || ngx_http_registry_keyf(r->pool, &a[7], "%uz",
+                                      mcf->upload_tails)
+               != NGX_OK)
         {
             return NGX_ERROR;
         }
 
         return ngx_http_registry_run(r, next,
                                      "upload_append", 2, a,
-                                     7);
+                                     8);
     }
 
     /* the parts sent: the session moves on, the claim ends */
@@ -730,7 +735,7 @@ ngx_int_t
 ngx_http_registry_upload_forget(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                    del;
+    ngx_str_t                    args[3];
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
@@ -739,11 +744,12 @@ ngx_http_registry_upload_forget(ngx_http_request_t *r,
         return ngx_http_registry_upload_forgotten(r, ctx);
     }
 
-    ngx_str_set(&del, "DEL");
+    args[0] = up->session;
+    args[1] = up->etags;
+    args[2] = up->tail_key;
 
-    return ngx_http_registry_call(r, ngx_http_registry_upload_forgotten, 4,
-                                  &del, &up->session, &up->etags,
-                                  &up->tail_key, NULL);
+    return ngx_http_registry_run(r, ngx_http_registry_upload_forgotten,
+                                 "upload_forget", 3, args, 3);
 }
 
 

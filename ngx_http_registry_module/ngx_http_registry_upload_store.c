@@ -36,6 +36,8 @@ static ngx_int_t ngx_http_registry_upload_deleted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_dropped(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_denied(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_chain_t *ngx_http_registry_upload_chain(ngx_http_request_t *r,
     ngx_http_registry_upload_t *up, off_t from, off_t len);
 static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
@@ -50,8 +52,10 @@ static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
  * "" (monolithic), S3 key.  Returns 1 when our object became the blob's,
  * 0 when the blob existed (ours is a duplicate), -1 when it vanished
  * (nothing stored), -2 when the session is no longer ours (cancelled
- * meanwhile).  The key stops being pending when it is the blob's, or
- * when nothing was stored (a duplicate stays pending until deleted).
+ * meanwhile, or our object taken by the collector), or the message of
+ * the storage quota the blob would exceed (the session is gone).  The
+ * key stops being pending when it is the blob's, or when nothing was
+ * stored (a duplicate stays pending until deleted).
  */
 
 
@@ -536,12 +540,43 @@ static ngx_int_t
 ngx_http_registry_upload_finished(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    ngx_str_t                    msg;
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
 
+    if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_STRING) {
+        /* over the project's storage quota (quota.c): nothing stays */
+        ngx_http_registry_upload_unlock(up);
+
+        if (ngx_http_registry_keyf(r->pool, &msg, "%*s%Z",
+                                   ctx->reply->len, ctx->reply->str)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->error_message = (char *) msg.data;
+
+        return up->stored ? ngx_http_registry_upload_delete(r, ctx,
+                                ngx_http_registry_upload_denied)
+                          : ngx_http_registry_upload_denied(r, ctx);
+    }
+
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    if (ctx->reply->integer == -1 && !up->aborted) {
+        /*
+         * The collector took the blob since we found it (gc.c): our
+         * bytes are stored after all, still under our claim
+         */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "registry: blob %V collected meanwhile, stored again",
+                      &up->claimed);
+        up->exists = 0;
+        return ngx_http_registry_upload_drive(r, ctx);
     }
 
     /* the session is gone with the claim, or was not ours any more */
@@ -582,10 +617,11 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
                    ngx_http_registry_upload_dropped);
 
     default:
+        /* collected with our multipart upload aborted: start again */
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: blob %V vanished while linked",
                       &up->claimed);
-        return NGX_ERROR;
+        return ngx_http_registry_upload_unknown(r);
     }
 }
 
@@ -650,6 +686,15 @@ ngx_http_registry_upload_dropped(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     return ngx_http_registry_upload_unknown(r);
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_denied(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    return ngx_http_registry_error(r, NGX_HTTP_FORBIDDEN, "DENIED",
+                                   ctx->error_message);
 }
 
 

@@ -39,6 +39,8 @@
 #include "ngx_http_registry.h"
 
 
+static ngx_int_t ngx_http_registry_uploads_post(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_streamed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_created(ngx_http_request_t *r,
@@ -46,6 +48,8 @@ static ngx_int_t ngx_http_registry_upload_created(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_upload_mounted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_loaded(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_write(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_content_range(
     ngx_http_request_t *r, ngx_http_registry_upload_t *up);
@@ -59,10 +63,19 @@ static ngx_int_t ngx_http_registry_upload_status(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t status);
 
 
-/* POST /v2/<name>/blobs/uploads/ */
+/* POST /v2/<name>/blobs/uploads/: the project's quota first (quota.c) */
 
 ngx_int_t
 ngx_http_registry_uploads_handler(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    return ngx_http_registry_quota_upload(r, ctx, 0,
+                                          ngx_http_registry_uploads_post);
+}
+
+
+static ngx_int_t
+ngx_http_registry_uploads_post(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_int_t                    rc;
@@ -314,9 +327,20 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
     case NGX_HTTP_DELETE:
         return ngx_http_registry_upload_cancel(r, ctx);
 
-    default: /* PATCH, PUT */
-        break;
+    default: /* PATCH, PUT: the project's quota first (quota.c) */
+        return ngx_http_registry_quota_upload(r, ctx, up->offset,
+                                              ngx_http_registry_upload_write);
     }
+}
+
+
+static ngx_int_t
+ngx_http_registry_upload_write(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
 
     if (ngx_http_registry_upload_content_range(r, up) != NGX_OK) {
         return ngx_http_registry_upload_range_error(r, ctx);
@@ -543,6 +567,15 @@ ngx_http_registry_upload_committed(ngx_http_request_t *r,
 
     if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_ARRAY) {
         return ngx_http_registry_upload_busy(r, ctx, ctx->reply);
+    }
+
+    if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_STRING) {
+        /* "full": the tails of all sessions hold registry_upload_tails */
+        return ngx_http_registry_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                       "TOOMANYREQUESTS",
+                                       "too many bytes wait in unfinished "
+                                       "uploads: retry later, or send "
+                                       "chunks of 5 MiB or more");
     }
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {

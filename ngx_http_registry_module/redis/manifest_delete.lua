@@ -16,4 +16,5 @@ local s = redis.call('HGET', 'image:' .. d, 'subject')
 if s then redis.call('SREM', p .. 'referrers:' .. s, d) end
 redis.call('SREM', 'image:' .. d .. ':repos', ARGV[1])
 is_forget(ARGV[3], ARGV[4], d, redis.call('SCARD', p .. 'manifests') == 0, ARGV[5])
+manifest_unref(ARGV[1], d)
 return 1

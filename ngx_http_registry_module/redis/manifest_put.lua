@@ -43,6 +43,7 @@ if subject ~= '' then
     redis.call('SADD', p .. 'referrers:' .. subject, d)
 end
 image_put(r, d, ARGV[11])
+manifest_refs(r, d, ARGV, 20)
 if tag ~= '' then
     is_push(ARGV[12], ARGV[13], tag, d, ARGV[14], ARGV[15], ARGV[16], ARGV[17], tonumber(ARGV[18]), ARGV[19])
 end

@@ -8,4 +8,5 @@ redis.call('HSET', KEYS[1], 'busy',
            ARGV[2] .. ' ' .. (now + tonumber(ARGV[3])))
 local e = 0
 if KEYS[4] then e = redis.call('EXISTS', KEYS[4]) end
+if e == 1 then gc_pin(KEYS[4], KEYS[1]) end
 return {redis.call('LLEN', KEYS[2]), e}
