@@ -917,6 +917,7 @@ typedef struct {
     ngx_str_t                       token;      /* lease; "" in a dry run */
     time_t                          grace;
     time_t                          age;        /* of sessions to end */
+    time_t                          orphan_age;
     ngx_uint_t                      phase;
     ngx_uint_t                      offset;     /* in the phase's zset */
     ngx_str_t                       cursor;     /* the last repository */
@@ -935,6 +936,7 @@ typedef struct {
     unsigned                        more:1;
     unsigned                        s3_down:1;
     unsigned                        lost:1;
+    unsigned                        held:1;     /* the lease */
 } ngx_http_registry_gc_t;
 
 

@@ -21,8 +21,9 @@
  *   images      Images no repository holds any more (gc:images)
  *   uploads     sessions expired or idle too long: multipart upload
  *               aborted, object deleted (the index "uploads")
- *   orphans     objects:pending entries older than the grace whose
- *               session is gone
+ *   orphans     objects:pending entries whose session is gone, older
+ *               than the grace and than registry_upload_expires (a
+ *               monolithic push in flight has no session)
  *   multipart   multipart uploads S3 lists under data/ that nothing
  *               records (a crash between their creation and the record),
  *               a few pages per collection
@@ -47,6 +48,7 @@
 #define NGX_HTTP_REGISTRY_GC_NAMED     1000   /* items named in the answer */
 
 
+static void ngx_http_registry_gc_cleanup(void *data);
 static ngx_int_t ngx_http_registry_gc_args(ngx_http_request_t *r,
     ngx_http_registry_gc_t *gc);
 static ngx_int_t ngx_http_registry_gc_leased(ngx_http_request_t *r,
@@ -73,6 +75,7 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
 {
     u_char                          *p;
     ngx_int_t                        rc;
+    ngx_pool_cleanup_t              *cln;
     ngx_http_registry_gc_t          *gc;
     ngx_http_registry_ctx_t         *ctx;
     ngx_http_registry_main_conf_t   *mcf;
@@ -91,7 +94,8 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_registry_get_ctx(r);
     gc = ngx_pcalloc(r->pool, sizeof(ngx_http_registry_gc_t));
-    if (ctx == NULL || gc == NULL) {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (ctx == NULL || gc == NULL || cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -105,11 +109,19 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    cln->handler = ngx_http_registry_gc_cleanup;
+    cln->data = gc;
+
     rc = ngx_http_registry_gc_args(r, gc);
     if (rc != NGX_OK) {
-        json_decref(gc->named);
         return rc;
     }
+
+    /*
+     * An object with no session is a push in flight for as long as a
+     * session may stay silent: younger, it is no orphan, whatever grace
+     */
+    gc->orphan_age = ngx_max(gc->grace, mcf->upload_expires);
 
     if (gc->dry) {
         /* changes nothing: needs no lease */
@@ -141,6 +153,31 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
     }
 
     return rc;
+}
+
+
+/*
+ * The request ends: a collection that stopped early (Redis or S3 away, an
+ * error) gives its lease back at once, if it can, instead of making the
+ * next ones wait for it to lapse.
+ */
+
+static void
+ngx_http_registry_gc_cleanup(void *data)
+{
+    ngx_http_registry_gc_t *gc = data;
+
+    ngx_str_t  args[2];
+
+    json_decref(gc->named);
+
+    if (gc->held) {
+        args[0] = gc->token;
+        ngx_str_set(&args[1], "drop");
+
+        (void) ngx_http_registry_redis_fcall(NULL, NULL, "gc_lease", 0, args,
+                                             2);
+    }
 }
 
 
@@ -285,7 +322,9 @@ ngx_http_registry_gc_run(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
 
     if (ngx_http_registry_keyf(r->pool, &args[1], "%T",
                                gc->phase == NGX_HTTP_REGISTRY_GC_UPLOADS
-                               ? gc->age : gc->grace)
+                               ? gc->age
+                               : gc->phase == NGX_HTTP_REGISTRY_GC_ORPHANS
+                               ? gc->orphan_age : gc->grace)
         != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[2], "%ui", n) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[3], "%ui", gc->offset)
@@ -312,7 +351,6 @@ ngx_http_registry_gc_leased(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        json_decref(gc->named);
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
@@ -320,7 +358,6 @@ ngx_http_registry_gc_leased(ngx_http_request_t *r,
         && rp->element[1]->type == REDIS_REPLY_INTEGER
         && ngx_http_registry_reply_str(rp, 0, &who) == NGX_OK)
     {
-        json_decref(gc->named);
 
         holder = rp->element[1]->integer;
 
@@ -340,6 +377,7 @@ ngx_http_registry_gc_leased(ngx_http_request_t *r,
                                        "TOOMANYREQUESTS", (char *) msg.data);
     }
 
+    gc->held = 1;
     gc->phase++;
 
     return ngx_http_registry_gc_run(r, ctx);
@@ -365,7 +403,6 @@ ngx_http_registry_gc_batch(ngx_http_request_t *r,
     rp = ctx->reply;
 
     if (rp == NULL || rp->type == REDIS_REPLY_ERROR) {
-        json_decref(gc->named);
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
@@ -374,12 +411,12 @@ ngx_http_registry_gc_batch(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "registry: gc lost its lease, it stops");
         gc->lost = 1;
+        gc->held = 0;
         gc->phase = NGX_HTTP_REGISTRY_GC_DONE;
         return ngx_http_registry_gc_run(r, ctx);
     }
 
-    if (rp->type != REDIS_REPLY_ARRAY || rp->elements < 1) {
-        json_decref(gc->named);
+    if (rp->type != REDIS_REPLY_ARRAY) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
@@ -654,7 +691,13 @@ static ngx_int_t
 ngx_http_registry_gc_dropped(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    /* a lease not given back lapses by itself */
+    ngx_http_registry_gc_t  *gc;
+
+    gc = ctx->data;
+
+    /* a lease not given back (Redis away) lapses by itself */
+    gc->held = 0;
+
     return ngx_http_registry_gc_answer(r, ctx);
 }
 
@@ -689,11 +732,10 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
                   gc->s3_down ? ", stopped: s3 unavailable" : "");
 
     if (gc->s3_down) {
-        json_decref(gc->named);
         return ngx_http_registry_unavailable(r, "s3: no answer");
     }
 
-    json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:o}",
+    json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:O}",
                      "dry_run", (int) gc->dry,
                      "manifests", (json_int_t) st->manifests,
                      "blobs", (json_int_t) st->blobs,

@@ -404,7 +404,6 @@ ngx_http_registry_gc_marked(ngx_http_request_t *r,
     gc = ctx->data;
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_ARRAY) {
-        json_decref(gc->named);
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
@@ -561,7 +560,7 @@ ngx_http_registry_gc_listed(ngx_http_request_t *r,
 
     args[0] = gc->token;
 
-    if (ngx_http_registry_keyf(r->pool, &args[1], "%T", gc->grace)
+    if (ngx_http_registry_keyf(r->pool, &args[1], "%T", gc->orphan_age)
         != NGX_OK)
     {
         return NGX_ERROR;

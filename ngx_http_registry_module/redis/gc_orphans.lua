@@ -1,9 +1,11 @@
--- A batch of orphans (gc.c): entries of objects:pending older than the
--- grace whose upload session is gone (a push that failed or crashed
--- between its S3 write and its commit), and those the collector marked
--- for deletion (score 0).  Each is marked 0: an upload commit that comes
--- after finds its key taken and fails cleanly (upload_finish).  ARGV:
--- lease token ("" for a dry run), grace (seconds), how many, offset.
+-- A batch of orphans (gc.c): entries of objects:pending whose upload
+-- session is gone and that are older than the age given (a push that
+-- failed or crashed between its S3 write and its commit), and those the
+-- collector marked for deletion (score 0).  Each is marked 0: an upload
+-- commit that comes after finds its key taken and fails cleanly
+-- (upload_finish).  ARGV: lease token ("" for a dry run), age (seconds:
+-- the grace, and at least registry_upload_expires, which a monolithic
+-- push in flight may take), how many, offset.
 -- Returns "lost", or the entries read, those left (the next offset),
 -- then each object key to delete.
 local token, grace, n, off = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
