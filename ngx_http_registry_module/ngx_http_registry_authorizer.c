@@ -241,8 +241,8 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
 {
     u_char                   *hex;
     ngx_int_t                 rc;
-    ngx_str_t                 token, action, args[3], *hash;
-    ngx_uint_t                i;
+    ngx_str_t                 token, action, project, args[7], *hash;
+    ngx_uint_t                i, nkeys;
     ngx_table_elt_t          *h;
     ngx_http_registry_ctx_t  *ctx;
     u_char                    digest[SHA256_DIGEST_LENGTH];
@@ -286,7 +286,7 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
 
     /* the project comes from the repository, which must be well formed */
 
-    ngx_str_set(&args[1], "");
+    ngx_str_set(&project, "");
 
     if (i == NGX_HTTP_REGISTRY_ACTION_PULL
         || i == NGX_HTTP_REGISTRY_ACTION_PUSH
@@ -301,8 +301,8 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
                                                        NULL, NULL);
         }
 
-        args[1].data = h->value.data;
-        args[1].len = ngx_strlchr(h->value.data,
+        project.data = h->value.data;
+        project.len = ngx_strlchr(h->value.data,
                                   h->value.data + h->value.len, '/')
                       - h->value.data;
     }
@@ -340,14 +340,30 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
         hash->len = ngx_hex_dump(hex, digest, SHA256_DIGEST_LENGTH) - hex;
     }
 
-    args[0] = *hash;
-    args[2] = action;
+    ngx_str_set(&args[0], "auth:users");
+    ngx_str_set(&args[1], "auth:projects");
+    nkeys = 4;
+
+    if (ngx_http_registry_keyf(r->pool, &args[2], "auth:project:%V",
+                               &project)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[3], "auth:rb:%V", &project)
+           != NGX_OK
+        || (hash->len
+            && ngx_http_registry_keyf(r->pool, &args[nkeys++],
+                                      "auth:token:%V", hash)
+               != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args[nkeys] = project;
+    args[nkeys + 1] = action;
 
     ctx->data = hash;
     ctx->next = ngx_http_registry_authorizer_done;
 
-    if (ngx_http_registry_fcall(r, "authorize", 0,
-                               args, 3)
+    if (ngx_http_registry_fcall(r, "authorize", nkeys, args, nkeys + 2)
         != NGX_OK)
     {
         ctx->next = NULL;

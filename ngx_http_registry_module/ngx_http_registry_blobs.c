@@ -32,11 +32,6 @@ static ngx_int_t ngx_http_registry_blob_deleted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
 
-/* KEYS: repo:R:blobs, blob:D; ARGV: D */
-
-/* KEYS: repo:R:blobs, blob:D:links; ARGV: D, R */
-
-
 static ngx_str_t  ngx_http_registry_octet_stream =
     ngx_string("application/octet-stream");
 

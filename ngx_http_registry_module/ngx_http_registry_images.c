@@ -58,7 +58,8 @@ ngx_int_t
 ngx_http_registry_image_prepare(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
-    ngx_str_t                        args[3];
+    ngx_str_t                        args[4];
+    ngx_uint_t                       nkeys, nargs;
     ngx_http_registry_manifest_t    *m;
     ngx_http_registry_image_read_t  *rd;
 
@@ -72,9 +73,19 @@ ngx_http_registry_image_prepare(ngx_http_request_t *r,
     rd->next = next;
     m->image = rd;
 
-    args[0] = m->digest;
-    args[1] = ctx->repo;
-    ngx_str_set(&args[2], "");
+    if (ngx_http_registry_keyf(r->pool, &args[0], "image:%V", &m->digest)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[1], "repo:%V:blobs",
+                                  &ctx->repo)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* no config read: no blob:C, no C */
+
+    nkeys = 2;
+    nargs = 2;
 
     /* only an image's config says what users look at; artifacts' do not */
 
@@ -92,11 +103,20 @@ ngx_http_registry_image_prepare(ngx_http_request_t *r,
                                m->config.media_type.len)
                    == 0)))
     {
-        args[2] = m->config.digest;
+        if (ngx_http_registry_keyf(r->pool, &args[2], "blob:%V",
+                                   &m->config.digest)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        args[3] = m->config.digest;
+        nkeys = 3;
+        nargs = 4;
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_image_checked,
-                                 "image_check", 0, args, 3);
+                                 "image_check", nkeys, args, nargs);
 }
 
 

@@ -44,54 +44,7 @@ static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out);
 
 
-/* KEYS: upload:ID; ARGV: R, sha, expires */
-
-
-/*
- * KEYS: upload:ID, etags, tail; ARGV: R.
- * Returns offset, sha, mpu, committed parts, tail length.
- */
-
-
-/*
- * KEYS: upload:ID, tail; ARGV: offset, new offset, sha, bytes, expires.
- * -1: no session; 0: moved on; {"busy", seconds left}: claimed by
- * another request.
- */
-
-
-/*
- * KEYS: upload:ID, etags, objects:pending[, blob:D]; ARGV: offset, token,
- * seconds, S3 key.  -1: no session; 0: moved on; {"busy", seconds left}:
- * claimed by another request; else {committed parts, whether blob:D
- * exists}.  The key is recorded as pending: parts may follow.
- */
-
-
-/* KEYS: upload:ID; ARGV: token, seconds.  1: renewed; 0: not ours */
-
-
-/* KEYS: objects:pending; ARGV: S3 key (before a monolithic push) */
-
-
-/*
- * KEYS: upload:ID; ARGV: token, multipart id.  Recorded before the first
- * part is sent, so that a retry after a lost answer goes on with the same
- * multipart upload instead of leaving it behind.  1: recorded; 0: the
- * claim is not ours any more.
- */
-
-
-/* KEYS: upload:ID; ARGV: token */
-
-
-/*
- * Parts in, the claim ends.  KEYS: upload:ID, etags, tail; ARGV: offset,
- * new offset, sha, token, expires, mpu, then "N ETAG" of each part.
- */
-
-
-/* KEYS: repo:F:blobs, blob:D, repo:R:blobs, blob:D:links, repos; ARGV: D, R */
+/* the functions called here: redis/upload_*.lua */
 
 
 /* the state of a session, new or about to be loaded */

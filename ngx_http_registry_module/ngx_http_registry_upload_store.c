@@ -44,18 +44,6 @@ static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
 
 
 /*
- * The blob becomes visible.  KEYS: blob:D, repo:R:blobs, blob:D:links,
- * blobs, repos, upload:ID, etags, tail, objects:pending; ARGV: D, R,
- * size, S3 key or "" (nothing stored: the blob existed), now, token or
- * "" (monolithic), S3 key.  Returns 1 when our object became the blob's,
- * 0 when the blob existed (ours is a duplicate), -1 when it vanished
- * (nothing stored), -2 when the session is no longer ours (cancelled
- * meanwhile).  The key stops being pending when it is the blob's, or
- * when nothing was stored (a duplicate stays pending until deleted).
- */
-
-
-/*
  * The last request of an upload: the blob is complete and checked.  A
  * blob that exists already is only linked; else our bytes become an
  * object, in one PutObject or by completing the multipart upload.

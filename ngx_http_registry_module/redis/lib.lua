@@ -1,6 +1,36 @@
 -- The helpers every function of the library may call: each function file
 -- is compiled as the body of a function placed after this file (see
 -- ./library), so these locals are in its scope.
+--
+-- The convention of a function file (NAME.lua is the function NAME):
+-- "-- flags: no-writes" first when it only reads; a header saying what
+-- it does, its KEYS and its ARGV; named locals unpacked at the top.
+-- Every key known before the call comes in KEYS; a key that depends on
+-- data read inside (the image of each referrer, the roles of the token's
+-- user) is built by one helper of the table key below, so that each key
+-- pattern is spelled once in Lua.  KEYS.md documents every key.
+
+local key = {}
+
+function key.blob(d) return 'blob:' .. d end
+function key.blob_links(d) return 'blob:' .. d .. ':links' end
+function key.image(d) return 'image:' .. d end
+function key.image_repos(d) return 'image:' .. d .. ':repos' end
+function key.repo_blobs(r) return 'repo:' .. r .. ':blobs' end
+function key.repo_manifests(r) return 'repo:' .. r .. ':manifests' end
+function key.repo_tags(r) return 'repo:' .. r .. ':tags' end
+function key.repo_referrers(r, d) return 'repo:' .. r .. ':referrers:' .. d end
+function key.imagestream(p, n) return 'imagestream:' .. p .. '/' .. n end
+function key.project_imagestreams(p) return 'project:' .. p .. ':imagestreams' end
+
+-- users, tokens, projects and role bindings (authorize, admin_*)
+function key.user(u) return 'auth:user:' .. u end
+function key.user_tokens(u) return 'auth:user:' .. u .. ':tokens' end
+function key.token(h) return 'auth:token:' .. h end
+function key.clusterroles(u) return 'auth:clusterroles:' .. u end
+function key.project(p) return 'auth:project:' .. p end
+function key.members(p) return 'auth:rb:' .. p end
+function key.roles(p, u) return 'auth:rb:' .. p .. ':' .. u end
 
 -- An upload session's claim, the field busy: "<token> <deadline>" of the
 -- request writing its parts.
@@ -18,6 +48,27 @@ end
 local function busy(b)
     local d = tonumber(string.match(b, ' (%d+)$'))
     return {'busy', d - tonumber(redis.call('TIME')[1])}
+end
+
+-- Whether the request holding token holds the claim of the session.
+local function upload_ours(session, token)
+    return ours(redis.call('HGET', session, 'busy'), token)
+end
+
+-- The guard of a change to a session: nil when it may go on, else the
+-- answer: -1 no session; 0 moved on (its offset is not the one the
+-- request read); {'busy', seconds left} claimed by another request.
+-- With a token, the claim must be that request's (0 otherwise).
+local function upload_guard(session, offset, token)
+    local u = redis.call('HMGET', session, 'offset', 'busy')
+    if not u[1] then return -1 end
+    if u[1] ~= offset then return 0 end
+    if token then
+        if not ours(u[2], token) then return 0 end
+    elseif taken(u[2]) then
+        return busy(u[2])
+    end
+    return nil
 end
 
 -- The Lua functions that keep image streams, put before the manifest
