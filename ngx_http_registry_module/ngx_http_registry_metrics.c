@@ -9,7 +9,8 @@
  * the zone (a shard) of its own worker, so workers do not fight over
  * cache lines and nothing is locked; a scrape sums the rows.  Gauges
  * that go up and down (watches) live in a row per process slot, which
- * a new process clears: what a killed worker held goes with it.
+ * the next process in that slot clears: what a killed worker held goes
+ * when the master respawns it.
  *
  * Label values are fixed lists (routes, methods, status classes, S3
  * operations, ...): never a repository, a tag or a user.  Requests
