@@ -133,6 +133,8 @@ typedef struct {
     ngx_msec_t                  watch_timeout;
     ngx_str_t                   public_host;    /* for references */
     ngx_flag_t                  enabled;        /* a registry location */
+    ngx_flag_t                  metrics;        /* a registry_metrics one */
+    ngx_shm_zone_t             *metrics_zone;
 
     /* streamed PUTs (stream.c); NULL: the endpoint is not an IP */
     ngx_addr_t                 *s3_addr;
@@ -154,6 +156,7 @@ typedef struct {
 #define NGX_HTTP_REGISTRY_HANDLER_REGISTRY    1
 #define NGX_HTTP_REGISTRY_HANDLER_HEALTH      2
 #define NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER  3
+#define NGX_HTTP_REGISTRY_HANDLER_METRICS     4
 
 
 /* what an S3 operation asks for */
@@ -258,6 +261,7 @@ struct ngx_http_registry_ctx_s {
     unsigned                        body_starting:1;
     unsigned                        hash_body:1;
     unsigned                        error_page:1;
+    unsigned                        watch:1;    /* metrics: a watch */
 };
 
 
@@ -346,6 +350,89 @@ json_t *ngx_http_registry_api_status_json(ngx_uint_t status,
     const char *message);
 
 /*
+ * Metrics (metrics.c): counters, gauges and histograms in the shared
+ * memory zone that "registry_metrics" makes, summed over the workers of
+ * the instance when that location is asked (Prometheus' text format).
+ * Any file adds to them: an atomic add into its worker's own row, no
+ * lock; without "registry_metrics" nothing is kept.  label: the label
+ * value's index below (0 for a metric without labels).  Histograms take
+ * microseconds; ngx_http_registry_metrics_usec() is a monotonic clock
+ * (0 when metrics are off).  Requests, their durations, blob bytes and
+ * manifest pushes and pulls are counted by metrics.c's log handler.
+ */
+enum {
+    NGX_HTTP_REGISTRY_METRIC_HTTP_REQUESTS = 0,   /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_HTTP_DURATION,       /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_BLOB_RECEIVED,       /* bytes, metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_BLOB_SENT,           /* bytes, metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_MANIFEST_PUSHES,     /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_MANIFEST_PULLS,      /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_STARTED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_COMMITTED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_CANCELLED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_EXPIRED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_OPEN,        /* derived: none adds */
+    NGX_HTTP_REGISTRY_METRIC_S3_REQUESTS,         /* metrics_s3() */
+    NGX_HTTP_REGISTRY_METRIC_S3_DURATION,         /* metrics_s3() */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_COMMANDS,
+    NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,        /* _REDIS_ERROR_* */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_LOSSES,        /* _REDIS_CONN_* */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_RECONNECTS,    /* _REDIS_CONN_* */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_DURATION,
+    NGX_HTTP_REGISTRY_METRIC_AUTH_DECISIONS,      /* _AUTH_* */
+    NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_HITS,
+    NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_MISSES,
+    NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_EVICTIONS,
+    NGX_HTTP_REGISTRY_METRIC_EVENTS,              /* EVENT_* - 1 */
+    NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DELIVERIES,
+    NGX_HTTP_REGISTRY_METRIC_WEBHOOK_RETRIES,
+    NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DROPS,
+    NGX_HTTP_REGISTRY_METRIC_GC_RUNS,
+    NGX_HTTP_REGISTRY_METRIC_GC_RECLAIMED_BYTES,
+    NGX_HTTP_REGISTRY_METRIC_GC_BLOBS_DELETED,
+    NGX_HTTP_REGISTRY_METRIC_WATCHES,             /* gauge: +1, -1 */
+    NGX_HTTP_REGISTRY_METRICS
+};
+
+/* labels: Redis errors, Redis connections, authorization outcomes */
+#define NGX_HTTP_REGISTRY_REDIS_ERROR_REPLY    0   /* -ERR ... */
+#define NGX_HTTP_REGISTRY_REDIS_NO_REPLY       1   /* timeout, loss */
+#define NGX_HTTP_REGISTRY_REDIS_NOT_CONNECTED  2   /* refused at once */
+#define NGX_HTTP_REGISTRY_REDIS_CONN_COMMAND   0
+#define NGX_HTTP_REGISTRY_REDIS_CONN_SUB       1
+#define NGX_HTTP_REGISTRY_AUTH_ALLOWED         0
+#define NGX_HTTP_REGISTRY_AUTH_UNAUTHORIZED    1
+#define NGX_HTTP_REGISTRY_AUTH_DENIED          2
+#define NGX_HTTP_REGISTRY_AUTH_UNAVAILABLE     3
+#define NGX_HTTP_REGISTRY_AUTH_ERROR           4
+
+/* S3 operations, for ngx_http_registry_metrics_s3() */
+enum {
+    NGX_HTTP_REGISTRY_S3_HEAD_BUCKET = 0,
+    NGX_HTTP_REGISTRY_S3_HEAD_OBJECT,
+    NGX_HTTP_REGISTRY_S3_GET_OBJECT,
+    NGX_HTTP_REGISTRY_S3_PUT_OBJECT,
+    NGX_HTTP_REGISTRY_S3_DELETE_OBJECT,
+    NGX_HTTP_REGISTRY_S3_CREATE_MULTIPART,
+    NGX_HTTP_REGISTRY_S3_UPLOAD_PART,
+    NGX_HTTP_REGISTRY_S3_COMPLETE_MULTIPART,
+    NGX_HTTP_REGISTRY_S3_ABORT_MULTIPART,
+    NGX_HTTP_REGISTRY_S3_OPS
+};
+
+ngx_int_t ngx_http_registry_metrics_init(ngx_conf_t *cf);
+void ngx_http_registry_metrics_init_worker(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_registry_metrics_handler(ngx_http_request_t *r);
+void ngx_http_registry_metrics_add(ngx_uint_t metric, ngx_uint_t label,
+    ngx_atomic_int_t n);
+void ngx_http_registry_metrics_observe(ngx_uint_t metric, ngx_uint_t label,
+    uint64_t usec);
+uint64_t ngx_http_registry_metrics_usec(void);
+/* an S3 request's outcome (status 0: no answer) and its duration */
+void ngx_http_registry_metrics_s3(ngx_uint_t op, ngx_uint_t status,
+    uint64_t start);
+
+/*
  * Authorization (auth.c): an access-phase handler for registry locations
  * that asks the location named by "registry_auth" through a subrequest;
  * ngx_http_registry_auth_challenge() adds its WWW-Authenticate header.
@@ -420,8 +507,12 @@ ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
-/* /healthz (health.c): Redis answers PING, S3 answers HeadBucket */
+/*
+ * Health (health.c): readiness (/healthz, /readyz: Redis answers PING,
+ * S3 answers HeadBucket) and liveness (/livez: the worker answers).
+ */
 ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_live_handler(ngx_http_request_t *r);
 
 /*
  * Blob uploads in three files: uploads.c (the route handlers and their

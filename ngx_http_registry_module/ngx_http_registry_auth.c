@@ -65,6 +65,8 @@ static ngx_int_t ngx_http_registry_auth_ask(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_auth_decide(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_auth_t *a);
 static ngx_uint_t ngx_http_registry_auth_unavailable(ngx_uint_t status);
+static void ngx_http_registry_auth_count(ngx_http_registry_ctx_t *ctx,
+    ngx_uint_t status);
 static void ngx_http_registry_auth_outage(ngx_http_request_t *r,
     ngx_uint_t status);
 static ngx_int_t ngx_http_registry_auth_refuse(ngx_http_request_t *r,
@@ -246,6 +248,7 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_DECLINED) {
+        ngx_http_registry_auth_count(ctx, NGX_HTTP_UNAUTHORIZED);
         return ngx_http_registry_auth_refuse(r, ctx, NGX_HTTP_UNAUTHORIZED);
     }
 
@@ -325,6 +328,8 @@ ngx_http_registry_auth_decide(ngx_http_request_t *r,
         ngx_http_registry_auth_outage(r, a->status);
     }
 
+    ngx_http_registry_auth_count(ctx, a->status);
+
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry auth: %V on \"%V\": %ui%s",
                    &ngx_http_registry_auth_actions[a->action], &a->repo,
@@ -396,6 +401,37 @@ ngx_http_registry_auth_unavailable(ngx_uint_t status)
     return status == NGX_HTTP_BAD_GATEWAY
            || status == NGX_HTTP_SERVICE_UNAVAILABLE
            || status == NGX_HTTP_GATEWAY_TIME_OUT;
+}
+
+
+/* a decision's outcome, for the metrics, as decide() acts on it */
+
+static void
+ngx_http_registry_auth_count(ngx_http_registry_ctx_t *ctx, ngx_uint_t status)
+{
+    ngx_uint_t  outcome;
+
+    if (status >= NGX_HTTP_OK && status < NGX_HTTP_SPECIAL_RESPONSE) {
+        outcome = NGX_HTTP_REGISTRY_AUTH_ALLOWED;
+
+    } else if (status == NGX_HTTP_UNAUTHORIZED
+               || (status == NGX_HTTP_FORBIDDEN
+                   && ctx->route == NGX_HTTP_REGISTRY_ROUTE_TOKEN))
+    {
+        outcome = NGX_HTTP_REGISTRY_AUTH_UNAUTHORIZED;
+
+    } else if (status == NGX_HTTP_FORBIDDEN) {
+        outcome = NGX_HTTP_REGISTRY_AUTH_DENIED;
+
+    } else if (ngx_http_registry_auth_unavailable(status)) {
+        outcome = NGX_HTTP_REGISTRY_AUTH_UNAVAILABLE;
+
+    } else {
+        outcome = NGX_HTTP_REGISTRY_AUTH_ERROR;
+    }
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_AUTH_DECISIONS,
+                                  outcome, 1);
 }
 
 

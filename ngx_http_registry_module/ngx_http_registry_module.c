@@ -48,11 +48,18 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       (void *) NGX_HTTP_REGISTRY_HANDLER_REGISTRY },
 
     { ngx_string("registry_health"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_registry,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       (void *) NGX_HTTP_REGISTRY_HANDLER_HEALTH },
+
+    { ngx_string("registry_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_registry,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) NGX_HTTP_REGISTRY_HANDLER_METRICS },
 
     { ngx_string("registry_authorizer"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -523,6 +530,7 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_registry_loc_conf_t *rlcf = conf;
 
+    ngx_str_t                      *value;
     ngx_http_core_loc_conf_t       *clcf;
     ngx_http_registry_main_conf_t  *mcf;
 
@@ -533,11 +541,30 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rlcf->handler = (ngx_uint_t) cmd->post;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_registry_module);
+    value = cf->args->elts;
 
     switch (rlcf->handler) {
 
     case NGX_HTTP_REGISTRY_HANDLER_HEALTH:
+        /* readiness (the default, /healthz) or liveness */
+
         clcf->handler = ngx_http_registry_health_handler;
+
+        if (cf->args->nelts == 2) {
+            if (ngx_strcmp(value[1].data, "live") == 0) {
+                clcf->handler = ngx_http_registry_live_handler;
+
+            } else if (ngx_strcmp(value[1].data, "ready") != 0) {
+                return "takes \"live\" or \"ready\"";
+            }
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_HANDLER_METRICS:
+        clcf->handler = ngx_http_registry_metrics_handler;
+        mcf->metrics = 1;
         break;
 
     case NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER:
@@ -548,7 +575,6 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->handler = ngx_http_registry_handler;
     }
 
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_registry_module);
     mcf->enabled = 1;
 
     return NGX_CONF_OK;
@@ -744,7 +770,8 @@ ngx_http_registry_postconfiguration(ngx_conf_t *cf)
     }
 
     /* errors.c's filters first: stream.c's swallow S3's pages before */
-    if (ngx_http_registry_body_init(cf) != NGX_OK
+    if (ngx_http_registry_metrics_init(cf) != NGX_OK
+        || ngx_http_registry_body_init(cf) != NGX_OK
         || ngx_http_registry_auth_init(cf) != NGX_OK
         || ngx_http_registry_errors_init(cf) != NGX_OK
         || ngx_http_registry_stream_init(cf) != NGX_OK)
@@ -766,6 +793,8 @@ ngx_http_registry_init_process(ngx_cycle_t *cycle)
     if (mcf == NULL || !mcf->enabled) {
         return NGX_OK;
     }
+
+    ngx_http_registry_metrics_init_worker(cycle);
 
     if (ngx_http_registry_redis_init_worker(cycle) != NGX_OK) {
         return NGX_ERROR;

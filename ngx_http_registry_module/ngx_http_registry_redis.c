@@ -35,6 +35,7 @@
 typedef struct {
     ngx_queue_t                      queue;     /* oldest first */
     ngx_msec_t                       start;
+    uint64_t                         sent;      /* for the metrics */
 
     ngx_http_request_t              *request;   /* NULL once r is freed */
     ngx_pool_cleanup_t              *cleanup;   /* valid while request */
@@ -67,6 +68,8 @@ static ngx_http_registry_redis_cmd_t *ngx_http_registry_redis_cmd_create(
 static ngx_int_t ngx_http_registry_redis_cmd_queued(
     ngx_http_registry_redis_cmd_t *cmd, int rc);
 static void ngx_http_registry_redis_cmd_cleanup(void *data);
+static void ngx_http_registry_redis_count(ngx_http_registry_redis_cmd_t *cmd,
+    redisReply *reply);
 static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
     void *reply, void *data);
 static const char **ngx_http_registry_fcall_argv(ngx_pool_t *pool,
@@ -213,6 +216,9 @@ ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
 #endif
 
     if (!ngx_http_registry_redis_accepting(rs)) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_NOT_CONNECTED,
+                                      1);
         return NGX_ERROR;
     }
 
@@ -241,6 +247,9 @@ ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
     srv = &ngx_http_registry_redis_server;
 
     if (!ngx_http_registry_redis_accepting(rs)) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_NOT_CONNECTED,
+                                      1);
         return NGX_ERROR;
     }
 
@@ -513,7 +522,11 @@ ngx_http_registry_redis_cmd_queued(ngx_http_registry_redis_cmd_t *cmd,
     }
 
     cmd->start = ngx_current_msec;
+    cmd->sent = ngx_http_registry_metrics_usec();
     ngx_queue_insert_tail(&rs->pending, &cmd->queue);
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_COMMANDS, 0,
+                                  1);
 
     /*
      * Armed for the oldest command only; on expiry the handler moves it
@@ -542,6 +555,34 @@ ngx_http_registry_redis_cmd_cleanup(void *data)
 }
 
 
+/*
+ * A command's end, for the metrics: its round trip, or why it failed.
+ * NOSCRIPT is no failure: the script is sent again as EVAL.
+ */
+
+static void
+ngx_http_registry_redis_count(ngx_http_registry_redis_cmd_t *cmd,
+    redisReply *reply)
+{
+    if (reply == NULL) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_NO_REPLY, 1);
+        return;
+    }
+
+    ngx_http_registry_metrics_observe(NGX_HTTP_REGISTRY_METRIC_REDIS_DURATION,
+                                   0, ngx_http_registry_metrics_usec()
+                                      - cmd->sent);
+
+    if (reply->type == REDIS_REPLY_ERROR
+        && !(reply->len >= 8 && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0))
+    {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_ERROR_REPLY, 1);
+    }
+}
+
+
 static void
 ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 {
@@ -557,6 +598,8 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
     rs = &ngx_http_registry_redis_state;
 
     ngx_queue_remove(&cmd->queue);
+
+    ngx_http_registry_redis_count(cmd, reply);
 
     if (reply == NULL) {
 
@@ -787,6 +830,9 @@ ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
 
     if (rs->failed) {
         rs->failed = 0;
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_REDIS_RECONNECTS,
+            NGX_HTTP_REGISTRY_REDIS_CONN_COMMAND, 1);
         ngx_log_error(NGX_LOG_NOTICE, srv->log, 0,
                       "registry redis \"%V\" connection restored",
                       &srv->name);
@@ -813,6 +859,12 @@ ngx_http_registry_redis_outage(ngx_http_registry_redis_conn_t *conn,
 
     rs = &ngx_http_registry_redis_state;
     srv = &ngx_http_registry_redis_server;
+
+    if (!rs->failed && !rs->exiting) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_LOSSES,
+                                      NGX_HTTP_REGISTRY_REDIS_CONN_COMMAND,
+                                      1);
+    }
 
     level = rs->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
     rs->failed = 1;

@@ -83,6 +83,8 @@ typedef struct {
     ngx_http_registry_ctx_t    *ctx;
     ngx_buf_t                  *body;        /* recorded, bounded */
     off_t                       received;    /* body bytes seen */
+    ngx_uint_t                  op;          /* for the metrics */
+    uint64_t                    start;
     unsigned                    stream:1;
     unsigned                    passing:1;   /* body goes to the client */
     unsigned                    header:1;    /* S3's header arrived */
@@ -103,6 +105,8 @@ static ngx_int_t ngx_http_registry_s3_body_filter(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_s3_add_header(ngx_http_request_t *r,
     ngx_list_t *headers, char *name, ngx_str_t *value);
 static ngx_uint_t ngx_http_registry_s3_method(ngx_str_t *method);
+static ngx_uint_t ngx_http_registry_s3_operation(ngx_uint_t method,
+    ngx_http_registry_s3_op_t *op);
 static ngx_int_t ngx_http_registry_s3_valid_key(ngx_str_t *key);
 static void ngx_http_registry_s3_unquote(ngx_str_t *etag);
 
@@ -264,6 +268,8 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
     sub->parent = r;
     sub->ctx = ctx;
     sub->stream = op->stream;
+    sub->op = ngx_http_registry_s3_operation(method, op);
+    sub->start = ngx_http_registry_metrics_usec();
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
@@ -343,6 +349,9 @@ ngx_http_registry_s3_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         sub->done = 1;
 
         ngx_http_registry_s3_finish(sr, sub, rc);
+
+        ngx_http_registry_metrics_s3(sub->op, sub->ctx->s3.status,
+                                     sub->start);
 
         if (sub->ctx->s3_sr == sr) {
             sub->ctx->s3_sr = NULL;
@@ -833,6 +842,44 @@ ngx_http_registry_s3_method(ngx_str_t *method)
 
 
 /* [A-Za-z0-9_.-] segments joined by "/", none empty, "." or ".." */
+
+/* what an operation is, for the metrics: s3.c's queries tell */
+
+static ngx_uint_t
+ngx_http_registry_s3_operation(ngx_uint_t method,
+    ngx_http_registry_s3_op_t *op)
+{
+    ngx_uint_t  upload;
+
+    upload = (op->query.len
+              && ngx_strlcasestrn(op->query.data,
+                                  op->query.data + op->query.len,
+                                  (u_char *) "uploadId=", 9 - 1)
+                 != NULL);
+
+    switch (method) {
+
+    case NGX_HTTP_HEAD:
+        return op->key.len ? NGX_HTTP_REGISTRY_S3_HEAD_OBJECT
+                           : NGX_HTTP_REGISTRY_S3_HEAD_BUCKET;
+
+    case NGX_HTTP_GET:
+        return NGX_HTTP_REGISTRY_S3_GET_OBJECT;
+
+    case NGX_HTTP_PUT:
+        return upload ? NGX_HTTP_REGISTRY_S3_UPLOAD_PART
+                      : NGX_HTTP_REGISTRY_S3_PUT_OBJECT;
+
+    case NGX_HTTP_POST:
+        return upload ? NGX_HTTP_REGISTRY_S3_COMPLETE_MULTIPART
+                      : NGX_HTTP_REGISTRY_S3_CREATE_MULTIPART;
+
+    default: /* DELETE */
+        return upload ? NGX_HTTP_REGISTRY_S3_ABORT_MULTIPART
+                      : NGX_HTTP_REGISTRY_S3_DELETE_OBJECT;
+    }
+}
+
 
 static ngx_int_t
 ngx_http_registry_s3_valid_key(ngx_str_t *key)

@@ -28,6 +28,7 @@ typedef struct {
     ngx_http_status_t           status;
     ngx_event_t                 ev;
     ngx_int_t                   rc;
+    uint64_t                    start;       /* for the metrics */
     unsigned                    swallow:1;   /* S3's answer is not sent */
 } ngx_http_registry_stream_t;
 
@@ -108,6 +109,7 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
 
     st->ctx = ctx;
     st->key = *key;
+    st->start = ngx_http_registry_metrics_usec();
     st->ev.handler = ngx_http_registry_stream_continue;
     st->ev.data = r;
     st->ev.log = r->connection->log;
@@ -451,6 +453,9 @@ ngx_http_registry_stream_finalize_request(ngx_http_request_t *r,
          */
         ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     }
+
+    ngx_http_registry_metrics_s3(NGX_HTTP_REGISTRY_S3_PUT_OBJECT,
+                                 ctx->s3.status, st->start);
 
     r->main->count++;
     ngx_post_event(&st->ev, &ngx_posted_events);

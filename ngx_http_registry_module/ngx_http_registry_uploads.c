@@ -181,6 +181,9 @@ ngx_http_registry_upload_created(ngx_http_request_t *r,
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_UPLOADS_STARTED,
+                                  0, 1);
+
     return ngx_http_registry_upload_status(r, ctx, NGX_HTTP_ACCEPTED);
 }
 
@@ -634,6 +637,11 @@ ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
     up = ctx->data;
     size = (up && up->final) ? up->offset + up->chunk_len : -1;
 
+    if (up && up->final && !up->monolithic) {
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_UPLOADS_COMMITTED, 0, 1);
+    }
+
     ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_PUSH, size);
 
     return ngx_http_registry_send(r, NGX_HTTP_CREATED, NULL, NULL, 0);
@@ -652,6 +660,13 @@ ngx_http_registry_upload_forgotten(ngx_http_request_t *r,
         && (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER))
     {
         return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    /* a session ends here only if this DEL took it */
+
+    if (!up->monolithic && ctx->reply->integer > 0) {
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_UPLOADS_CANCELLED, 0, 1);
     }
 
     if (up->final) {
