@@ -305,9 +305,16 @@ typedef struct {
 extern ngx_module_t  ngx_http_registry_module;
 
 
-/* module core (module.c) */
+/*
+ * Module core (module.c).  ngx_http_registry_hold() keeps the request
+ * while something of ours may still use it, ngx_http_registry_release()
+ * gives that back (the request ends with the last hold); the content
+ * handlers hold it while a step is pending.
+ */
 ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
 void ngx_http_registry_resume(ngx_http_request_t *r);
+void ngx_http_registry_hold(ngx_http_request_t *r);
+void ngx_http_registry_release(ngx_http_request_t *r);
 ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
     const char *fmt, ...);
@@ -642,12 +649,11 @@ char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
  * the way into ctx->sha when ctx->hash_body is set); then runs next.
  * A body read, like every pending step, runs under the one hold the
  * content handler takes when it returns NGX_DONE: the hold nginx's body
- * reader takes is given back at once (ngx_http_registry_body_release()),
- * since nginx does not give it back when the read fails.
+ * reader takes is given back at once, since nginx does not give it back
+ * when the read fails.
  */
 ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
-void ngx_http_registry_body_release(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
@@ -785,15 +791,16 @@ ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
  * S3 (s3_request.c): signed subrequests into the internal proxy_pass
- * location.  ngx_http_registry_s3_request() starts the subrequest; when
- * it is done the answer is in ctx->s3 and ctx->next runs in the parent
- * request.
+ * location.  ngx_http_registry_s3_run(), S3's counterpart of
+ * ngx_http_registry_run(), makes op the operation a step waits for: it
+ * starts the subrequest, and when it is done the answer is in ctx->s3
+ * and next runs in the parent request.
  * With op->stream the response body is sent to the client: ctx->s3_header
  * runs first with the S3 status and must send the client's header (or
  * return an error, and the S3 body is dropped).
  */
-ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
+ngx_int_t ngx_http_registry_s3_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_http_registry_s3_op_t *op);
 ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
 /* the date SigV4 signs, and a key's subrequest URI and signed URI */
 ngx_int_t ngx_http_registry_s3_date(ngx_pool_t *pool, ngx_str_t *date);

@@ -44,7 +44,13 @@ ngx_http_registry_read_body(ngx_http_request_t *r,
         return rc;
     }
 
-    ngx_http_registry_body_release(r);
+    /*
+     * nginx's reader holds the request until its post handler runs; but
+     * a read that fails (a bad chunk, a client gone) ends the request
+     * without it, and that hold would keep the connection open for good.
+     * It goes at once: the pending step's own hold keeps the request.
+     */
+    ngx_http_registry_release(r);
 
     if (!ctx->reading_body) {
         /* read at once: body_done left the next step to us */
@@ -53,23 +59,6 @@ ngx_http_registry_read_body(ngx_http_request_t *r,
     }
 
     return NGX_DONE;
-}
-
-
-/*
- * nginx's body reader holds the request (r->main->count++) until its
- * post handler finalizes it; but when the read fails (a bad chunk, a
- * client gone), nginx finalizes with the error and never calls the post
- * handler, so that hold would keep the connection open for good.  The
- * module's own hold (the content handler's, for whatever step is
- * pending) keeps the request: the reader's goes as soon as the read
- * started, whoever started it.
- */
-
-void
-ngx_http_registry_body_release(ngx_http_request_t *r)
-{
-    r->main->count--;
 }
 
 

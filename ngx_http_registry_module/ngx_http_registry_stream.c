@@ -169,8 +169,8 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
         return rc;
     }
 
-    /* the upstream code runs under the module's hold, as any step */
-    ngx_http_registry_body_release(r);
+    /* the upstream code runs under the step's hold (see body.c) */
+    ngx_http_registry_release(r);
 
     return NGX_DONE;
 }
@@ -452,7 +452,7 @@ ngx_http_registry_stream_finalize_request(ngx_http_request_t *r,
         ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     }
 
-    r->main->count++;
+    ngx_http_registry_hold(r);
     ngx_post_event(&st->ev, &ngx_posted_events);
 }
 

@@ -797,12 +797,5 @@ ngx_http_registry_upload_s3(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->next = next;
-
-    if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
-        ctx->next = NULL;
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, next, op);
 }
