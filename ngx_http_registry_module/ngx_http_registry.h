@@ -18,12 +18,6 @@
 #include <openssl/sha.h>
 #include <jansson.h>
 
-/*
- * Chunked uploads keep the SHA256_CTX bytes between requests, which the
- * OpenSSL 3 low-level API still allows but marks deprecated.
- */
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-
 
 #define NGX_HTTP_REGISTRY_DIGEST_LEN   71   /* "sha256:" + 64 hex */
 #define NGX_HTTP_REGISTRY_S3_MIN_PART  (5 * 1024 * 1024)
@@ -211,6 +205,15 @@ enum {
 };
 
 
+/* a client body on its way in (body.c; stream.c when it goes to S3) */
+typedef struct {
+    SHA256_CTX                     *hash;      /* updated with it, if set */
+    off_t                           bytes;     /* seen by the filter */
+    unsigned                        reading:1;
+    unsigned                        starting:1; /* nginx's reader starts */
+} ngx_http_registry_body_t;
+
+
 struct ngx_http_registry_ctx_s {
     ngx_http_registry_step_pt       next;
 
@@ -240,30 +243,20 @@ struct ngx_http_registry_ctx_s {
     ngx_http_registry_step_pt       eval_next;
 
     /* the last S3 answer */
-    ngx_http_request_t             *s3_sr;
     ngx_http_registry_s3_result_t   s3;
     ngx_http_registry_s3_header_pt  s3_header;
-    ngx_uint_t                      s3_retries;
 
-    /* uploads */
-    ngx_str_t                       upload_id;
-    off_t                           offset;
-    SHA256_CTX                      sha;
-    ngx_str_t                       digest;
+    ngx_str_t                       digest;     /* of a blob */
 
     void                           *data;       /* per-handler state */
+    ngx_http_registry_body_t        body;
     void                           *stream;     /* stream.c's state */
-
-    off_t                           body_bytes;  /* seen by the filter */
 
     /* errors.c: nginx's own error page, sent as this instead */
     ngx_str_t                       error_body;
 
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
-    unsigned                        reading_body:1;
-    unsigned                        body_starting:1;
-    unsigned                        hash_body:1;
     unsigned                        error_page:1;
 };
 
@@ -446,7 +439,6 @@ ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
  * ngx_http_registry_upload_drive(), which starts the next.
  */
 #define NGX_HTTP_REGISTRY_ID_LEN       32
-#define NGX_HTTP_REGISTRY_SHA_VERSION  '1'
 
 /* S3's largest part and object of a single PUT */
 #ifndef NGX_HTTP_REGISTRY_MAX_PART
@@ -491,6 +483,7 @@ struct ngx_http_registry_upload_s {
     ngx_array_t                *committed;    /* parts before us, loaded */
     ngx_array_t                *parts;        /* the parts we sent */
     ngx_http_registry_step_pt   deleted;      /* after our object went */
+    SHA256_CTX                  sha;          /* of the blob so far */
 
     ngx_http_registry_claim_t  *claim;        /* while locked */
     ngx_event_t                 renew;        /* ticks while locked */
@@ -646,7 +639,7 @@ char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Reads the client body (to memory or nginx's temp file, hashing it on
- * the way into ctx->sha when ctx->hash_body is set); then runs next.
+ * the way into ctx->body.hash when it is set); then runs next.
  * A body read, like every pending step, runs under the one hold the
  * content handler takes when it returns NGX_DONE: the hold nginx's body
  * reader takes is given back at once, since nginx does not give it back
@@ -657,6 +650,17 @@ ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
+/*
+ * The SHA-256 of a body, kept between requests as hash_save() writes it
+ * (hash_load(): NGX_DECLINED when it is not such a state);
+ * hash_digest() writes "sha256:<hex>" (NGX_HTTP_REGISTRY_DIGEST_LEN
+ * bytes) of what was hashed so far.
+ */
+void ngx_http_registry_hash_init(SHA256_CTX *sha);
+ngx_int_t ngx_http_registry_hash_save(ngx_pool_t *pool, SHA256_CTX *sha,
+    ngx_str_t *out);
+ngx_int_t ngx_http_registry_hash_load(SHA256_CTX *sha, ngx_str_t *saved);
+void ngx_http_registry_hash_digest(SHA256_CTX *sha, u_char *digest);
 
 /*
  * One Redis connection driven by nginx's event loop (redis_conn.c), as
@@ -810,7 +814,7 @@ ngx_int_t ngx_http_registry_s3_uri(ngx_http_request_t *r, ngx_str_t *key,
 /*
  * A PutObject of the client body itself, sent to S3 while it arrives
  * (stream.c): the main request becomes an upstream request, the body is
- * hashed by body.c's filter on the way (ctx->body_bytes counts it).
+ * hashed by body.c's filter on the way (ctx->body.bytes counts it).
  * When S3 has answered, next runs with ctx->s3.status (and nothing else
  * of ctx->s3); a failure to reach S3 ends the request with nginx's 502
  * or 504.  Only when ngx_http_registry_s3_streamable() says so: an IP

@@ -336,7 +336,6 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
 
     ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     ctx->s3.content_length = -1;
-    ctx->s3_sr = sr;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry s3 %V \"%V?%V\"", &op->method, &sv.uri,
@@ -369,10 +368,6 @@ ngx_http_registry_s3_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
         sub->done = 1;
 
         ngx_http_registry_s3_finish(sr, sub, rc);
-
-        if (sub->ctx->s3_sr == sr) {
-            sub->ctx->s3_sr = NULL;
-        }
 
         /*
          * In the content phase the parent's write handler is the empty

@@ -156,8 +156,8 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
     ctx->next = next;
 
     /* the body filter hashes while nginx forwards; no post handler here */
-    ctx->reading_body = 1;
-    ctx->body_bytes = 0;
+    ctx->body.reading = 1;
+    ctx->body.bytes = 0;
 
     r->request_body_no_buffering = 1;
 
@@ -165,7 +165,7 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->next = NULL;
-        ctx->reading_body = 0;
+        ctx->body.reading = 0;
         return rc;
     }
 
@@ -483,7 +483,7 @@ ngx_http_registry_stream_continue(ngx_event_t *ev)
                                         : NGX_HTTP_BAD_GATEWAY;
     }
 
-    ctx->reading_body = 0;
+    ctx->body.reading = 0;
 
     ngx_http_registry_resume(r);
 

@@ -209,6 +209,9 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
     up->id = *id;
     up->claimed = ctx->digest;
 
+    /* a session loaded has its own */
+    ngx_http_registry_hash_init(&up->sha);
+
     if (ngx_http_registry_keyf(r->pool, &up->key, "data/%V", id) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &up->session, "upload:%V", id)
            != NGX_OK
@@ -258,8 +261,6 @@ ngx_http_registry_upload_create(ngx_http_request_t *r,
     }
 
     up = ctx->data;
-
-    SHA256_Init(&ctx->sha);
 
     args[0] = up->session;
     args[1] = ctx->repo;
@@ -827,20 +828,15 @@ ngx_http_registry_upload_forget(ngx_http_request_t *r,
 }
 
 
-/* the hash state as kept in Redis: a format version, then the context */
+/* the hash state as kept in Redis (see body.c) */
 
 static ngx_int_t
 ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out)
 {
-    out->len = 1 + sizeof(SHA256_CTX);
-    out->data = ngx_pnalloc(r->pool, out->len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_registry_upload_t  *up;
 
-    out->data[0] = NGX_HTTP_REGISTRY_SHA_VERSION;
-    ngx_memcpy(out->data + 1, &ctx->sha, sizeof(SHA256_CTX));
+    up = ctx->data;
 
-    return NGX_OK;
+    return ngx_http_registry_hash_save(r->pool, &up->sha, out);
 }

@@ -128,8 +128,7 @@ ngx_http_registry_uploads_handler(ngx_http_request_t *r,
     up->final = 1;
     up->monolithic = 1;
 
-    SHA256_Init(&ctx->sha);
-    ctx->hash_body = 1;
+    ctx->body.hash = &up->sha;
 
     if (ngx_http_registry_s3_streamable(r)) {
         /* to S3 while it arrives, instead of through nginx's temp file */
@@ -162,9 +161,9 @@ ngx_http_registry_upload_streamed(ngx_http_request_t *r,
     up->stored = 1;
     up->checked = 1;    /* a blob that exists meanwhile: FINISH tells */
 
-    if (ctx->body_bytes != r->headers_in.content_length_n) {
+    if (ctx->body.bytes != r->headers_in.content_length_n) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "registry: s3 stored %O bytes of %O", ctx->body_bytes,
+                      "registry: s3 stored %O bytes of %O", ctx->body.bytes,
                       r->headers_in.content_length_n);
         return ngx_http_registry_upload_cancel(r, ctx);
     }
@@ -288,8 +287,7 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
 
     if (up->offset == NGX_ERROR || up->tail_len == NGX_ERROR
         || n == NGX_ERROR
-        || sha.len != 1 + sizeof(SHA256_CTX)
-        || sha.data[0] != NGX_HTTP_REGISTRY_SHA_VERSION)
+        || ngx_http_registry_hash_load(&up->sha, &sha) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: upload session %V is damaged", &up->id);
@@ -297,8 +295,6 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
     }
 
     up->ncommitted = n;
-
-    ngx_memcpy(&ctx->sha, sha.data + 1, sizeof(SHA256_CTX));
 
     up->mpu.len = mpu.len;
     up->mpu.data = ngx_pstrdup(r->pool, &mpu);
@@ -322,7 +318,7 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
         return ngx_http_registry_upload_range_error(r, ctx);
     }
 
-    ctx->hash_body = 1;
+    ctx->body.hash = &up->sha;
 
     if (up->final && up->offset == 0 && up->tail_len == 0
         && up->mpu.len == 0 && ngx_http_registry_s3_streamable(r))
@@ -428,13 +424,11 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     off_t                        n;
-    u_char                       hash[SHA256_DIGEST_LENGTH];
-    u_char                       hex[7 + 2 * SHA256_DIGEST_LENGTH];
-    SHA256_CTX                   final;
+    u_char                       hex[NGX_HTTP_REGISTRY_DIGEST_LEN];
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
-    up->chunk_len = ctx->body_bytes;
+    up->chunk_len = ctx->body.bytes;
     up->total = up->tail_len + up->chunk_len;
 
     if (up->has_range
@@ -459,11 +453,7 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
     }
 
     if (up->final) {
-        final = ctx->sha;
-        SHA256_Final(hash, &final);
-
-        ngx_memcpy(hex, "sha256:", 7);
-        ngx_hex_dump(hex + 7, hash, SHA256_DIGEST_LENGTH);
+        ngx_http_registry_hash_digest(&up->sha, hex);
 
         if (up->claimed.len != sizeof(hex)
             || ngx_strncmp(up->claimed.data, hex, sizeof(hex)) != 0)
