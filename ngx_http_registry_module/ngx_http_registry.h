@@ -431,12 +431,12 @@ ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 
 /*
- * Blob uploads in three files: uploads.c (the route handlers and their
- * answers), upload_session.c (the session in Redis and the claim on
- * it), upload_store.c (the bytes to S3, and the commit that makes them
- * a blob).  A request's state is one ngx_http_registry_upload_t in
- * ctx->data; each operation that completes comes back to
- * ngx_http_registry_upload_drive(), which starts the next.
+ * Blob uploads in three files: uploads.c (the route handlers, their
+ * answers, and the state machine), upload_session.c (the session in
+ * Redis and the claim on it), upload_store.c (the bytes to S3, and the
+ * commit that makes them a blob).  A request's state is one
+ * ngx_http_registry_upload_t in ctx->data, whose state is the operation
+ * in flight: see ngx_http_registry_upload_next().
  */
 #define NGX_HTTP_REGISTRY_ID_LEN       32
 
@@ -468,7 +468,32 @@ ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 typedef struct ngx_http_registry_claim_s   ngx_http_registry_claim_t;
 typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
 
+/* in the order they may follow one another, bar PEND before STREAM */
+typedef enum {
+    NGX_HTTP_REGISTRY_UPLOAD_START = 0,  /* loaded, or a monolithic push */
+    NGX_HTTP_REGISTRY_UPLOAD_BODY,       /* the body read and hashed */
+    NGX_HTTP_REGISTRY_UPLOAD_STREAM,     /* ... or streamed to S3 */
+    NGX_HTTP_REGISTRY_UPLOAD_EXISTS,     /* whether blob:D exists */
+    NGX_HTTP_REGISTRY_UPLOAD_CLAIM,      /* the session claimed */
+    NGX_HTTP_REGISTRY_UPLOAD_ETAGS,      /* the parts before ours */
+    NGX_HTTP_REGISTRY_UPLOAD_TAIL,       /* the tail's bytes */
+    NGX_HTTP_REGISTRY_UPLOAD_PEND,       /* the key in objects:pending */
+    NGX_HTTP_REGISTRY_UPLOAD_CREATE,     /* the multipart upload made */
+    NGX_HTTP_REGISTRY_UPLOAD_RECORD,     /* ... its id in the session */
+    NGX_HTTP_REGISTRY_UPLOAD_PART,       /* a part sent */
+    NGX_HTTP_REGISTRY_UPLOAD_PUT,        /* the blob in one PutObject */
+    NGX_HTTP_REGISTRY_UPLOAD_COMPLETE,   /* ... or its parts completed */
+    NGX_HTTP_REGISTRY_UPLOAD_ABORT,      /* ... or, as it exists, dropped */
+    NGX_HTTP_REGISTRY_UPLOAD_SAVE,       /* a PATCH's bytes committed */
+    NGX_HTTP_REGISTRY_UPLOAD_FINISH,     /* the blob linked */
+    NGX_HTTP_REGISTRY_UPLOAD_DELETE,     /* our object deleted */
+    NGX_HTTP_REGISTRY_UPLOAD_CANCEL,     /* a cancelled session's parts */
+    NGX_HTTP_REGISTRY_UPLOAD_DISCARD,    /* parts that none records */
+    NGX_HTTP_REGISTRY_UPLOAD_FORGET      /* the session deleted */
+} ngx_http_registry_upload_state_e;
+
 struct ngx_http_registry_upload_s {
+    ngx_http_registry_upload_state_e  state;
     ngx_http_request_t         *request;
     ngx_str_t                   id;
     ngx_str_t                   key;          /* the S3 object */
@@ -502,20 +527,22 @@ struct ngx_http_registry_upload_s {
     unsigned                    has_range:1;
     unsigned                    final:1;       /* PUT or monolithic */
     unsigned                    monolithic:1;  /* no session in Redis */
+    unsigned                    stream:1;      /* the body to S3 as it comes */
     unsigned                    locked:1;      /* the session is ours */
-    unsigned                    streaming:1;   /* claimed, to stream next */
-    unsigned                    checked:1;     /* existence known */
-    unsigned                    exists:1;
-    unsigned                    tail_loaded:1;
-    unsigned                    completed:1;
-    unsigned                    stored:1;      /* an object was written */
-    unsigned                    aborted:1;
-    unsigned                    aborting:1;    /* s3_done awaits an abort */
-    unsigned                    pending:1;     /* key in objects:pending */
+    unsigned                    exists:1;      /* blob:D, final only */
 };
 
-/* uploads.c: the answers, and the step every completion comes back to */
-ngx_int_t ngx_http_registry_upload_drive(ngx_http_request_t *r,
+/*
+ * uploads.c: the answers, and the state machine.  upload_go() starts the
+ * operation of a state (the one place up->state changes), upload_next()
+ * the one that follows the operation that has just succeeded;
+ * upload_cancel() ends the session (DELETE, a wrong digest).
+ */
+ngx_int_t ngx_http_registry_upload_next(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_go(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_upload_state_e state);
+ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_upload_busy(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, redisReply *reply);
@@ -530,7 +557,7 @@ ngx_int_t ngx_http_registry_upload_unknown(ngx_http_request_t *r);
 /*
  * upload_session.c: create, load, mount and save run their script and
  * then next, with its reply in ctx->reply; pend and claim come back to
- * drive.
+ * ngx_http_registry_upload_next().
  */
 ngx_int_t ngx_http_registry_upload_new(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *id);
@@ -553,12 +580,12 @@ ngx_int_t ngx_http_registry_upload_save(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_upload_forget(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
-/* upload_store.c: each ends in drive, or in an answer */
-ngx_int_t ngx_http_registry_upload_send(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_upload_finish(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
+/*
+ * upload_store.c: the operation of up->state that is not the body's or
+ * the session's (EXISTS, ETAGS, TAIL, RECORD, FINISH, and those of S3);
+ * each ends in ngx_http_registry_upload_next(), or in an answer.
+ */
+ngx_int_t ngx_http_registry_upload_store(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
 /*

@@ -357,17 +357,11 @@ static ngx_int_t
 ngx_http_registry_upload_pended(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
-    up->pending = 1;
-
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -524,7 +518,6 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     /* ours until we commit or end; renewed meanwhile */
 
     up->locked = 1;
-    up->pending = 1;
     up->claim_until = up->claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
 
     up->renew.handler = ngx_http_registry_upload_tick;
@@ -538,11 +531,10 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     up->ncommitted = (ngx_uint_t) reply->element[0]->integer;
 
     if (up->final) {
-        up->checked = 1;
         up->exists = (reply->element[1]->integer != 0);
     }
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
