@@ -23,11 +23,9 @@
 
 
 typedef struct {
-    ngx_http_registry_ctx_t    *ctx;
     ngx_str_t                   key;
     ngx_http_status_t           status;
     ngx_event_t                 ev;
-    ngx_int_t                   rc;
     unsigned                    swallow:1;   /* S3's answer is not sent */
 } ngx_http_registry_stream_t;
 
@@ -106,7 +104,6 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
     cln->handler = ngx_http_registry_stream_cleanup;
     cln->data = st;
 
-    st->ctx = ctx;
     st->key = *key;
     st->ev.handler = ngx_http_registry_stream_continue;
     st->ev.data = r;
@@ -435,8 +432,6 @@ ngx_http_registry_stream_finalize_request(ngx_http_request_t *r,
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry s3 stream done rc:%i s:%ui", rc, ctx->s3.status);
-
-    st->rc = rc;
 
     if (ctx->next == NULL) {
         st->swallow = 0;
