@@ -209,7 +209,7 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
     up->id = *id;
     up->claimed = ctx->digest;
 
-    /* a session loaded has its own */
+    /* a new blob's; a session loaded brings its own */
     ngx_http_registry_hash_init(&up->sha);
 
     if (ngx_http_registry_keyf(r->pool, &up->key, "data/%V", id) != NGX_OK
