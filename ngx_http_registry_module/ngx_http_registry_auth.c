@@ -789,22 +789,7 @@ ngx_http_registry_auth_key(ngx_pool_t *pool, ngx_http_registry_auth_t *a)
         return NGX_ERROR;
     }
 
-    /* either may be empty, with no data to copy from */
-
-    p = text;
-
-    if (a->token.len) {
-        p = ngx_cpymem(p, a->token.data, a->token.len);
-    }
-
-    *p++ = '\n';
-
-    if (a->repo.len) {
-        p = ngx_cpymem(p, a->repo.data, a->repo.len);
-    }
-
-    *p++ = '\n';
-    p = ngx_cpymem(p, action->data, action->len);
+    p = ngx_sprintf(text, "%V\n%V\n%V", &a->token, &a->repo, action);
 
     SHA256(text, p - text, a->key);
 
