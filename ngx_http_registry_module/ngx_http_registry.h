@@ -18,12 +18,6 @@
 #include <openssl/sha.h>
 #include <jansson.h>
 
-/*
- * Chunked uploads keep the SHA256_CTX bytes between requests, which the
- * OpenSSL 3 low-level API still allows but marks deprecated.
- */
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-
 
 #define NGX_HTTP_REGISTRY_DIGEST_LEN   71   /* "sha256:" + 64 hex */
 #define NGX_HTTP_REGISTRY_S3_MIN_PART  (5 * 1024 * 1024)
@@ -214,6 +208,15 @@ enum {
 };
 
 
+/* a client body on its way in (body.c; stream.c when it goes to S3) */
+typedef struct {
+    SHA256_CTX                     *hash;      /* updated with it, if set */
+    off_t                           bytes;     /* seen by the filter */
+    unsigned                        reading:1;
+    unsigned                        starting:1; /* nginx's reader starts */
+} ngx_http_registry_body_t;
+
+
 struct ngx_http_registry_ctx_s {
     ngx_http_registry_step_pt       next;
 
@@ -236,30 +239,20 @@ struct ngx_http_registry_ctx_s {
     redisReply                     *reply;
 
     /* the last S3 answer */
-    ngx_http_request_t             *s3_sr;
     ngx_http_registry_s3_result_t   s3;
     ngx_http_registry_s3_header_pt  s3_header;
-    ngx_uint_t                      s3_retries;
 
-    /* uploads */
-    ngx_str_t                       upload_id;
-    off_t                           offset;
-    SHA256_CTX                      sha;
-    ngx_str_t                       digest;
+    ngx_str_t                       digest;     /* of a blob */
 
     void                           *data;       /* per-handler state */
+    ngx_http_registry_body_t        body;
     void                           *stream;     /* stream.c's state */
-
-    off_t                           body_bytes;  /* seen by the filter */
 
     /* errors.c: nginx's own error page, sent as this instead */
     ngx_str_t                       error_body;
 
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
-    unsigned                        reading_body:1;
-    unsigned                        body_starting:1;
-    unsigned                        hash_body:1;
     unsigned                        error_page:1;
     unsigned                        watch:1;    /* metrics: a watch */
 };
@@ -302,9 +295,16 @@ typedef struct {
 extern ngx_module_t  ngx_http_registry_module;
 
 
-/* module core (module.c) */
+/*
+ * Module core (module.c).  ngx_http_registry_hold() keeps the request
+ * while something of ours may still use it, ngx_http_registry_release()
+ * gives that back (the request ends with the last hold); the content
+ * handlers hold it while a step is pending.
+ */
 ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
 void ngx_http_registry_resume(ngx_http_request_t *r);
+void ngx_http_registry_hold(ngx_http_request_t *r);
+void ngx_http_registry_release(ngx_http_request_t *r);
 ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
     const char *fmt, ...);
@@ -515,15 +515,14 @@ ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_live_handler(ngx_http_request_t *r);
 
 /*
- * Blob uploads in three files: uploads.c (the route handlers and their
- * answers), upload_session.c (the session in Redis and the claim on
- * it), upload_store.c (the bytes to S3, and the commit that makes them
- * a blob).  A request's state is one ngx_http_registry_upload_t in
- * ctx->data; each operation that completes comes back to
- * ngx_http_registry_upload_drive(), which starts the next.
+ * Blob uploads in three files: uploads.c (the route handlers, their
+ * answers, and the state machine), upload_session.c (the session in
+ * Redis and the claim on it), upload_store.c (the bytes to S3, and the
+ * commit that makes them a blob).  A request's state is one
+ * ngx_http_registry_upload_t in ctx->data, whose state is the operation
+ * in flight: see ngx_http_registry_upload_next().
  */
 #define NGX_HTTP_REGISTRY_ID_LEN       32
-#define NGX_HTTP_REGISTRY_SHA_VERSION  '1'
 
 /* S3's largest part and object of a single PUT */
 #ifndef NGX_HTTP_REGISTRY_MAX_PART
@@ -534,7 +533,32 @@ ngx_int_t ngx_http_registry_live_handler(ngx_http_request_t *r);
 typedef struct ngx_http_registry_claim_s   ngx_http_registry_claim_t;
 typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
 
+/* in the order they may follow one another, bar PEND before STREAM */
+typedef enum {
+    NGX_HTTP_REGISTRY_UPLOAD_START = 0,  /* loaded, or a monolithic push */
+    NGX_HTTP_REGISTRY_UPLOAD_BODY,       /* the body read and hashed */
+    NGX_HTTP_REGISTRY_UPLOAD_STREAM,     /* ... or streamed to S3 */
+    NGX_HTTP_REGISTRY_UPLOAD_EXISTS,     /* whether blob:D exists */
+    NGX_HTTP_REGISTRY_UPLOAD_CLAIM,      /* the session claimed */
+    NGX_HTTP_REGISTRY_UPLOAD_ETAGS,      /* the parts before ours */
+    NGX_HTTP_REGISTRY_UPLOAD_TAIL,       /* the tail's bytes */
+    NGX_HTTP_REGISTRY_UPLOAD_PEND,       /* the key in objects:pending */
+    NGX_HTTP_REGISTRY_UPLOAD_CREATE,     /* the multipart upload made */
+    NGX_HTTP_REGISTRY_UPLOAD_RECORD,     /* ... its id in the session */
+    NGX_HTTP_REGISTRY_UPLOAD_PART,       /* a part sent */
+    NGX_HTTP_REGISTRY_UPLOAD_PUT,        /* the blob in one PutObject */
+    NGX_HTTP_REGISTRY_UPLOAD_COMPLETE,   /* ... or its parts completed */
+    NGX_HTTP_REGISTRY_UPLOAD_ABORT,      /* ... or, as it exists, dropped */
+    NGX_HTTP_REGISTRY_UPLOAD_SAVE,       /* a PATCH's bytes committed */
+    NGX_HTTP_REGISTRY_UPLOAD_FINISH,     /* the blob linked */
+    NGX_HTTP_REGISTRY_UPLOAD_DELETE,     /* our object deleted */
+    NGX_HTTP_REGISTRY_UPLOAD_CANCEL,     /* a cancelled session's parts */
+    NGX_HTTP_REGISTRY_UPLOAD_DISCARD,    /* parts that none records */
+    NGX_HTTP_REGISTRY_UPLOAD_FORGET      /* the session deleted */
+} ngx_http_registry_upload_state_e;
+
 struct ngx_http_registry_upload_s {
+    ngx_http_registry_upload_state_e  state;
     ngx_http_request_t         *request;
     ngx_str_t                   id;
     ngx_str_t                   key;          /* the S3 object */
@@ -549,6 +573,7 @@ struct ngx_http_registry_upload_s {
     ngx_array_t                *committed;    /* parts before us, loaded */
     ngx_array_t                *parts;        /* the parts we sent */
     ngx_http_registry_step_pt   deleted;      /* after our object went */
+    SHA256_CTX                  sha;          /* of the blob so far */
 
     ngx_http_registry_claim_t  *claim;        /* while locked */
     ngx_event_t                 renew;        /* ticks while locked */
@@ -567,20 +592,22 @@ struct ngx_http_registry_upload_s {
     unsigned                    has_range:1;
     unsigned                    final:1;       /* PUT or monolithic */
     unsigned                    monolithic:1;  /* no session in Redis */
+    unsigned                    stream:1;      /* the body to S3 as it comes */
     unsigned                    locked:1;      /* the session is ours */
-    unsigned                    streaming:1;   /* claimed, to stream next */
-    unsigned                    checked:1;     /* existence known */
-    unsigned                    exists:1;
-    unsigned                    tail_loaded:1;
-    unsigned                    completed:1;
-    unsigned                    stored:1;      /* an object was written */
-    unsigned                    aborted:1;
-    unsigned                    aborting:1;    /* s3_done awaits an abort */
-    unsigned                    pending:1;     /* key in objects:pending */
+    unsigned                    exists:1;      /* blob:D, final only */
 };
 
-/* uploads.c: the answers, and the step every completion comes back to */
-ngx_int_t ngx_http_registry_upload_drive(ngx_http_request_t *r,
+/*
+ * uploads.c: the answers, and the state machine.  upload_go() starts the
+ * operation of a state (the one place up->state changes), upload_next()
+ * the one that follows the operation that has just succeeded;
+ * upload_cancel() ends the session (DELETE, a wrong digest).
+ */
+ngx_int_t ngx_http_registry_upload_next(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_go(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_upload_state_e state);
+ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_upload_busy(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, redisReply *reply);
@@ -595,7 +622,7 @@ ngx_int_t ngx_http_registry_upload_unknown(ngx_http_request_t *r);
 /*
  * upload_session.c: create, load, mount and save run their script and
  * then next, with its reply in ctx->reply; pend and claim come back to
- * drive.
+ * ngx_http_registry_upload_next().
  */
 ngx_int_t ngx_http_registry_upload_new(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *id);
@@ -618,12 +645,12 @@ ngx_int_t ngx_http_registry_upload_save(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_upload_forget(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
-/* upload_store.c: each ends in drive, or in an answer */
-ngx_int_t ngx_http_registry_upload_send(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_upload_finish(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
+/*
+ * upload_store.c: the operation of up->state that is not the body's or
+ * the session's (EXISTS, ETAGS, TAIL, RECORD, FINISH, and those of S3);
+ * each ends in ngx_http_registry_upload_next(), or in an answer.
+ */
+ngx_int_t ngx_http_registry_upload_store(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
 /*
@@ -698,18 +725,28 @@ char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Reads the client body (to memory or nginx's temp file, hashing it on
- * the way into ctx->sha when ctx->hash_body is set); then runs next.
+ * the way into ctx->body.hash when it is set); then runs next.
  * A body read, like every pending step, runs under the one hold the
  * content handler takes when it returns NGX_DONE: the hold nginx's body
- * reader takes is given back at once (ngx_http_registry_body_release()),
- * since nginx does not give it back when the read fails.
+ * reader takes is given back at once, since nginx does not give it back
+ * when the read fails.
  */
 ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
-void ngx_http_registry_body_release(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
+/*
+ * The SHA-256 of a body, kept between requests as hash_save() writes it
+ * (hash_load(): NGX_DECLINED when it is not such a state);
+ * hash_digest() writes "sha256:<hex>" (NGX_HTTP_REGISTRY_DIGEST_LEN
+ * bytes) of what was hashed so far.
+ */
+void ngx_http_registry_hash_init(SHA256_CTX *sha);
+ngx_int_t ngx_http_registry_hash_save(ngx_pool_t *pool, SHA256_CTX *sha,
+    ngx_str_t *out);
+ngx_int_t ngx_http_registry_hash_load(SHA256_CTX *sha, ngx_str_t *saved);
+void ngx_http_registry_hash_digest(SHA256_CTX *sha, u_char *digest);
 
 /*
  * One Redis connection driven by nginx's event loop (redis_conn.c), as
@@ -851,15 +888,16 @@ ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
  * S3 (s3_request.c): signed subrequests into the internal proxy_pass
- * location.  ngx_http_registry_s3_request() starts the subrequest; when
- * it is done the answer is in ctx->s3 and ctx->next runs in the parent
- * request.
+ * location.  ngx_http_registry_s3_run(), S3's counterpart of
+ * ngx_http_registry_run(), makes op the operation a step waits for: it
+ * starts the subrequest, and when it is done the answer is in ctx->s3
+ * and next runs in the parent request.
  * With op->stream the response body is sent to the client: ctx->s3_header
  * runs first with the S3 status and must send the client's header (or
  * return an error, and the S3 body is dropped).
  */
-ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
+ngx_int_t ngx_http_registry_s3_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_http_registry_s3_op_t *op);
 ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
 /* the date SigV4 signs, and a key's subrequest URI and signed URI */
 ngx_int_t ngx_http_registry_s3_date(ngx_pool_t *pool, ngx_str_t *date);
@@ -869,7 +907,7 @@ ngx_int_t ngx_http_registry_s3_uri(ngx_http_request_t *r, ngx_str_t *key,
 /*
  * A PutObject of the client body itself, sent to S3 while it arrives
  * (stream.c): the main request becomes an upstream request, the body is
- * hashed by body.c's filter on the way (ctx->body_bytes counts it).
+ * hashed by body.c's filter on the way (ctx->body.bytes counts it).
  * When S3 has answered, next runs with ctx->s3.status (and nothing else
  * of ctx->s3); a failure to reach S3 ends the request with nginx's 502
  * or 504.  Only when ngx_http_registry_s3_streamable() says so: an IP

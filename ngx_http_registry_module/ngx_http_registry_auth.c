@@ -77,7 +77,8 @@ static ngx_int_t ngx_http_registry_auth_push_header(ngx_http_request_t *sr,
     const char *name, ngx_str_t *value, ngx_table_elt_t **elt);
 static ngx_int_t ngx_http_registry_auth_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static void ngx_http_registry_auth_key(ngx_http_registry_auth_t *a);
+static ngx_int_t ngx_http_registry_auth_key(ngx_pool_t *pool,
+    ngx_http_registry_auth_t *a);
 static ngx_int_t ngx_http_registry_auth_user_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -295,7 +296,9 @@ static ngx_int_t
 ngx_http_registry_auth_ask(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_auth_t *a)
 {
-    ngx_http_registry_auth_key(a);
+    if (ngx_http_registry_auth_key(r->pool, a) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_registry_auth_cache_get(r, a->key, &a->status, &a->user,
                                          &a->projects)
@@ -809,19 +812,24 @@ ngx_http_registry_auth_challenge(ngx_http_request_t *r,
 
 /* the cache key: SHA-256(token "\n" repository "\n" action) */
 
-static void
-ngx_http_registry_auth_key(ngx_http_registry_auth_t *a)
+static ngx_int_t
+ngx_http_registry_auth_key(ngx_pool_t *pool, ngx_http_registry_auth_t *a)
 {
-    SHA256_CTX  sha;
+    u_char     *p, *text;
+    ngx_str_t  *action;
 
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, a->token.data, a->token.len);
-    SHA256_Update(&sha, "\n", 1);
-    SHA256_Update(&sha, a->repo.data, a->repo.len);
-    SHA256_Update(&sha, "\n", 1);
-    SHA256_Update(&sha, ngx_http_registry_auth_actions[a->action].data,
-                  ngx_http_registry_auth_actions[a->action].len);
-    SHA256_Final(a->key, &sha);
+    action = &ngx_http_registry_auth_actions[a->action];
+
+    text = ngx_pnalloc(pool, a->token.len + a->repo.len + action->len + 2);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(text, "%V\n%V\n%V", &a->token, &a->repo, action);
+
+    SHA256(text, p - text, a->key);
+
+    return NGX_OK;
 }
 
 

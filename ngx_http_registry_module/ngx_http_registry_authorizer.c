@@ -378,7 +378,7 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
     }
 
     /* held until the reply finalizes the request */
-    r->main->count++;
+    ngx_http_registry_hold(r);
 
     return NGX_DONE;
 }

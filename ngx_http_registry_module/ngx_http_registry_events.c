@@ -165,7 +165,7 @@ ngx_http_registry_event(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     cln->handler = ngx_http_registry_event_wait_cleanup;
     cln->data = wait;
 
-    r->main->count++;
+    ngx_http_registry_hold(r);
 }
 
 
@@ -235,7 +235,7 @@ ngx_http_registry_event_sized(redisReply *reply, void *data)
     ngx_free(wait);
 
     /* the hold taken above */
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_registry_release(r);
     ngx_http_run_posted_requests(c);
 }
 
@@ -729,7 +729,7 @@ ngx_http_registry_webhook_done(ngx_http_request_t *sr, void *data,
 
             /* the main request is held until the retry is made */
 
-            post->request->main->count++;
+            ngx_http_registry_hold(post->request);
             ngx_add_timer(&post->retry, delay);
 
         } else {
@@ -772,7 +772,7 @@ ngx_http_registry_webhook_retry(ngx_event_t *ev)
 
     /* the hold taken for the retry; the new subrequest holds r now */
 
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_registry_release(r);
     ngx_http_run_posted_requests(c);
 }
 

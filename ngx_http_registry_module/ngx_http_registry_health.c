@@ -48,7 +48,7 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     rc = ngx_http_registry_health_redis(r, ctx);
 
     if (rc == NGX_DONE) {
-        r->main->count++;
+        ngx_http_registry_hold(r);
     }
 
     return rc;
@@ -85,13 +85,7 @@ ngx_http_registry_health_s3(ngx_http_request_t *r,
     ngx_memzero(&op, sizeof(ngx_http_registry_s3_op_t));
     ngx_str_set(&op.method, "HEAD");
 
-    ctx->next = ngx_http_registry_health_done;
-
-    if (ngx_http_registry_s3_request(r, ctx, &op) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, ngx_http_registry_health_done, &op);
 }
 
 

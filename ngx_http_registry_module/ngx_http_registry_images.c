@@ -202,14 +202,7 @@ ngx_http_registry_image_read(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->next = ngx_http_registry_image_chunk;
-
-    if (ngx_http_registry_s3_request(r, ctx, &op) != NGX_OK) {
-        ctx->next = NULL;
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, ngx_http_registry_image_chunk, &op);
 }
 
 

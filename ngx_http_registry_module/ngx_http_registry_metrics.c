@@ -698,9 +698,9 @@ ngx_http_registry_metrics_log(ngx_http_request_t *r)
 
     case NGX_HTTP_REGISTRY_ROUTE_UPLOADS:
     case NGX_HTTP_REGISTRY_ROUTE_UPLOAD:
-        if (ctx->body_bytes > 0) {
+        if (ctx->body.bytes > 0) {
             ngx_http_registry_metrics_add(
-                NGX_HTTP_REGISTRY_METRIC_BLOB_RECEIVED, 0, ctx->body_bytes);
+                NGX_HTTP_REGISTRY_METRIC_BLOB_RECEIVED, 0, ctx->body.bytes);
         }
 
         break;

@@ -299,14 +299,35 @@ ngx_http_registry_handler(ngx_http_request_t *r)
     rc = ngx_http_registry_route(r, ctx);
 
     if (rc == NGX_DONE) {
-        /*
-         * Held until the pending step (Redis, S3, the client body)
-         * finalizes the request: see ngx_http_registry_body_release()
-         */
-        r->main->count++;
+        ngx_http_registry_hold(r);
     }
 
     return rc;
+}
+
+
+/*
+ * nginx frees a request once every hold on it is given back.  A content
+ * handler that returns NGX_DONE takes one for its pending step (Redis,
+ * S3, the client body), which finalizing the request gives back; a wait
+ * that may outlive the step (an event's lookup, a webhook's retry) takes
+ * its own.  The hold nginx's body reader takes goes at once (body.c):
+ * nginx keeps it for good when the read fails.
+ */
+
+void
+ngx_http_registry_hold(ngx_http_request_t *r)
+{
+    r->main->count++;
+}
+
+
+/* a hold given back: the request ends here if it was the last */
+
+void
+ngx_http_registry_release(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, NGX_DONE);
 }
 
 

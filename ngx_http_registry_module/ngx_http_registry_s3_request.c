@@ -92,6 +92,8 @@ typedef struct {
 } ngx_http_registry_s3_sub_t;
 
 
+static ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
 static ngx_int_t ngx_http_registry_s3_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_registry_s3_finish(ngx_http_request_t *sr,
@@ -118,7 +120,31 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
+/*
+ * The S3 operation a step waits for: next runs in the parent request
+ * with the answer in ctx->s3.  An operation that cannot even be sent
+ * (not signed, no memory) fails the request at once.
+ */
+
 ngx_int_t
+ngx_http_registry_s3_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_http_registry_s3_op_t *op)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    ctx->next = next;
+
+    if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
+        ctx->next = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
 ngx_http_registry_s3_request(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op)
 {
@@ -316,7 +342,6 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
 
     ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     ctx->s3.content_length = -1;
-    ctx->s3_sr = sr;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry s3 %V \"%V?%V\"", &op->method, &sv.uri,
@@ -352,10 +377,6 @@ ngx_http_registry_s3_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
         ngx_http_registry_metrics_s3(sub->op, sub->ctx->s3.status,
                                      sub->start);
-
-        if (sub->ctx->s3_sr == sr) {
-            sub->ctx->s3_sr = NULL;
-        }
 
         /*
          * In the content phase the parent's write handler is the empty

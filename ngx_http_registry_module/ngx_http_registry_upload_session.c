@@ -82,6 +82,9 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
     up->id = *id;
     up->claimed = ctx->digest;
 
+    /* a new blob's; a session loaded brings its own */
+    ngx_http_registry_hash_init(&up->sha);
+
     if (ngx_http_registry_keyf(r->pool, &up->key, "data/%V", id) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &up->session, "upload:%V", id)
            != NGX_OK
@@ -131,8 +134,6 @@ ngx_http_registry_upload_create(ngx_http_request_t *r,
     }
 
     up = ctx->data;
-
-    SHA256_Init(&ctx->sha);
 
     args[0] = up->session;
     args[1] = ctx->repo;
@@ -229,17 +230,11 @@ static ngx_int_t
 ngx_http_registry_upload_pended(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
-    up->pending = 1;
-
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -396,7 +391,6 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     /* ours until we commit or end; renewed meanwhile */
 
     up->locked = 1;
-    up->pending = 1;
     up->claim_until = up->claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
 
     up->renew.handler = ngx_http_registry_upload_tick;
@@ -410,11 +404,10 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     up->ncommitted = (ngx_uint_t) reply->element[0]->integer;
 
     if (up->final) {
-        up->checked = 1;
         up->exists = (reply->element[1]->integer != 0);
     }
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -700,20 +693,15 @@ ngx_http_registry_upload_forget(ngx_http_request_t *r,
 }
 
 
-/* the hash state as kept in Redis: a format version, then the context */
+/* the hash state as kept in Redis (see body.c) */
 
 static ngx_int_t
 ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out)
 {
-    out->len = 1 + sizeof(SHA256_CTX);
-    out->data = ngx_pnalloc(r->pool, out->len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_registry_upload_t  *up;
 
-    out->data[0] = NGX_HTTP_REGISTRY_SHA_VERSION;
-    ngx_memcpy(out->data + 1, &ctx->sha, sizeof(SHA256_CTX));
+    up = ctx->data;
 
-    return NGX_OK;
+    return ngx_http_registry_hash_save(r->pool, &up->sha, out);
 }

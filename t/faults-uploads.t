@@ -257,6 +257,9 @@ sub resume_within {
     my $last = '';
     while (time - $t0 < $limit) {
         my $off = offset_of($loc);
+        # the interrupted request's commit may still land after its 503
+        # (sent before Redis stalled, run when it goes on): all there
+        return (time - $t0, $off) if defined $off && $off >= length $blob;
         if (defined $off) {
             my $r = patch($loc, substr($blob, $off, $MiB), $off, timeout => 10);
             return (time - $t0, $off + $MiB) if $r->{status} eq '202';
@@ -272,8 +275,11 @@ sub resume_within {
 # the rest of the blob from $off, the PUT, and the bytes read back
 sub finish_upload {
     my ($loc, $repo, $blob, $off, $what) = @_;
-    my $r = patch($loc, substr($blob, $off), $off);
-    is $r->{status}, 202, "$what: the rest from $off: 202" or diag $r->{body};
+    my $r;
+    if ($off < length $blob) {
+        $r = patch($loc, substr($blob, $off), $off);
+        is $r->{status}, 202, "$what: the rest from $off: 202" or diag $r->{body};
+    }
     $r = put($loc, d($blob));
     is $r->{status}, 201, "$what: PUT: 201" or diag $r->{body};
     $r = req(method => 'GET', path => "/v2/$repo/blobs/" . d($blob), timeout => 120);
