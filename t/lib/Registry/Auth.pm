@@ -35,6 +35,7 @@ use Cwd qw(getcwd);
 use Exporter qw(import);
 use MIME::Base64 qw(encode_base64);
 use File::Path qw(make_path);
+use Registry::Harness qw(redis_cli);    # exported again, for the auth tests
 
 our @EXPORT_OK = qw(admin setup_people basic remember_tokens leaked_tokens
     redis_cli);
@@ -47,16 +48,6 @@ sub _env {
     my $port = $ENV{TEST_NGINX_REDIS_PORT}
         or die "TEST_NGINX_REDIS_PORT is not set: run through scripts/test\n";
     return (REGISTRY_REDIS_PORT => $port);
-}
-
-sub redis_cli {
-    my %env = _env();
-    open my $fh, '-|', 'redis-cli', '-p', $env{REGISTRY_REDIS_PORT}, @_
-        or die "redis-cli: $!\n";
-    local $/;
-    my $out = <$fh>;
-    close $fh or die "redis-cli $_[0] failed\n";
-    return $out;
 }
 
 # scripts/registry ARGS, stdout returned; with quiet => 1 in a leading
