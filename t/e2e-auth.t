@@ -11,18 +11,14 @@
 # not touched.
 BEGIN { push @INC, 't/lib' }
 use strict;
-use Registry::Podman qw(podman_setup run ok_run tar_image);
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
-use File::Path qw(make_path remove_tree);
 use Registry::Harness qw(start_nginx free_ports start_redis);
 use Registry::Auth qw(setup_people leaked_tokens remember_tokens);
+use Registry::Podman qw(need_tools podman_setup run ok_run tar_image);
 
-for my $tool (qw(podman skopeo)) {
-    plan skip_all => "$tool is not installed (apt-get install podman skopeo)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
+need_tools(qw(podman skopeo));
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30, 1);
 
@@ -67,7 +63,9 @@ EOF
 
 # podman and skopeo, isolated under the servroot
 my $pod = "$root/podman";
-my @podman = podman_setup($pod);
+my ($podman, $skopeo) = podman_setup($pod);
+my @podman = @$podman;
+my @skopeo = @$skopeo;
 tar_image($pod, "hello from the authorization test $$\n");
 ok_run('podman import', @podman, 'import', "$pod/image.tar", 'localhost/e2e-auth:1');
 
@@ -90,21 +88,21 @@ isnt $rc, 0, 'podman push into a foreign project fails';
 like $out, qr/denied|403|forbidden|unauthorized/i, '... with an authorization error'
     or diag $out;
 
-ok_run('skopeo copy --src-creds/--dest-creds between projects (mount tried)', 'skopeo', 'copy',
+ok_run('skopeo copy --src-creds/--dest-creds between projects (mount tried)', @skopeo, 'copy',
     '--src-tls-verify=false', '--dest-tls-verify=false',
     '--src-creds', "x:$T->{authalice}", '--dest-creds', "anything:$T->{authreg}",
     "docker://$reg/aproj/e2e:1", "docker://$reg/aother/e2e:2");
-ok_run('skopeo inspect the copy', 'skopeo', 'inspect', '--tls-verify=false',
+ok_run('skopeo inspect the copy', @skopeo, 'inspect', '--tls-verify=false',
     '--creds', "anything:$T->{authreg}", "docker://$reg/aother/e2e:2");
 
-($rc, $out) = run('skopeo', 'copy', '--src-tls-verify=false', '--dest-tls-verify=false',
+($rc, $out) = run(@skopeo, 'copy', '--src-tls-verify=false', '--dest-tls-verify=false',
     '--src-creds', "x:$T->{authalice}", '--dest-creds', "anything:$T->{authbob}",
     "docker://$reg/aproj/e2e:1", "docker://$reg/aproj/e2e:viewer");
 isnt $rc, 0, 'skopeo copy as a registry-viewer fails';
 
 # a public project: pushed by its editor... nobody has a role there but
 # cluster-admin
-ok_run('skopeo copy into a public project (cluster-admin)', 'skopeo', 'copy',
+ok_run('skopeo copy into a public project (cluster-admin)', @skopeo, 'copy',
     '--src-tls-verify=false', '--dest-tls-verify=false',
     '--src-creds', "x:$T->{authalice}", '--dest-creds', "x:$T->{authroot}",
     "docker://$reg/aproj/e2e:1", "docker://$reg/apub/e2e:1");

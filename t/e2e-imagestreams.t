@@ -6,7 +6,6 @@
 # servroot; the image is made locally with `podman import` (no network).
 BEGIN { push @INC, 't/lib' }
 use strict;
-use Registry::Podman qw(podman_setup run ok_run tar_image);
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
@@ -16,9 +15,9 @@ use Registry::Harness qw(start_nginx free_ports);
 use Registry::Auth qw(admin remember_tokens);
 use Registry::Blobs qw(redis_cli);
 use Registry::Images qw(api hook_server hook_bodies);
+use Registry::Podman qw(need_tools podman_setup ok_run tar_image);
 
-plan skip_all => 'podman is not installed (apt-get install podman)'
-    unless grep { -x "$_/podman" } split /:/, $ENV{PATH};
+need_tools('podman');
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 70, 2);
 my $hook = $port + 1;
@@ -71,7 +70,8 @@ EOF
 EOF
 
 my $pod = "$root/podman";
-my @podman = podman_setup($pod);
+my ($podman) = podman_setup($pod);
+my @podman = @$podman;
 tar_image($pod, "hello from the image stream test $$\n");
 ok_run('podman import (labels, entrypoint, cmd)', @podman, 'import',
     '--change', 'LABEL io.example.test=e2e', '--change', 'ENTRYPOINT ["/hello"]',

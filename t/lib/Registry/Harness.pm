@@ -9,6 +9,7 @@ package Registry::Harness;
 #                           returns an instance (stop it with ->stop)
 #   http_request(%opts)     one HTTP/1.1 request on a fresh connection
 #   expand_env($text)       substitute $TEST_NGINX_* environment variables
+#   read_file($path), write_file($path, $bytes)
 #   free_ports($hint, $n)   $n consecutive ports no one else uses, held
 #                           by this test file until it ends
 #   start_redis(%opts)      a private redis-server (a file whose checks
@@ -47,7 +48,8 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
-    expand_env parse_response read_file free_ports start_redis redis_cli
+    expand_env parse_response read_file write_file free_ports start_redis
+    redis_cli
     exclusive_services shared_services);
 
 our %Running;    # pid file => instance, stopped at exit whatever happens
@@ -79,6 +81,13 @@ sub read_file {
     my $data = <$fh>;
     close $fh;
     return $data;
+}
+
+sub write_file {
+    my ($path, $data) = @_;
+    open my $fh, '>:raw', $path or die "$path: $!\n";
+    print $fh $data;
+    close $fh or die "$path: $!\n";
 }
 
 # The nginx.conf for a test instance. Options:
