@@ -17,7 +17,8 @@ BEGIN { $ENV{TEST_NGINX_SERVROOT} = Cwd::getcwd() . '/t/servroot-auth' }
 use Test::Nginx::Socket 'no_plan';
 use Test::More ();
 use Digest::SHA qw(sha256_hex);
-use Registry::Auth qw(setup_people basic redis_cli leaked_tokens remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig setup_people basic redis_cli
+    leaked_tokens remember_tokens);
 use Registry::Harness qw(start_redis free_ports);
 
 # a Redis of its own: the users, projects and cluster roles
@@ -46,34 +47,13 @@ our $ZERO = 'sha256:' . ('0' x 64);
 our $UNAUTHORIZED = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}';
 our $DENIED = '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}';
 
-our $HttpConfig = <<'_EOC_';
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
+our $HttpConfig = $AuthHttpConfig . <<'_EOC_';
     registry_auth_cache zone=registry_auth:1m valid=10s;
     log_format registry '$remote_addr $registry_user "$request" $status';
     access_log $TEST_NGINX_SERVROOT/logs/access.log registry;
 _EOC_
 
-our $Config = <<'_EOC_';
-    location / {
-        registry;
-    }
-
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
-
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-    }
-_EOC_
+our $Config = $AuthConfig;
 
 add_block_preprocessor(sub {
     my $block = shift;

@@ -15,7 +15,8 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use Registry::Harness qw(start_nginx free_ports start_redis);
-use Registry::Auth qw(setup_people leaked_tokens remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig setup_people leaked_tokens
+    remember_tokens);
 use Registry::Podman qw(need_tools podman_setup run ok_run tar_image);
 
 need_tools(qw(podman skopeo));
@@ -35,31 +36,9 @@ my $BAD = 'sha256~thisTokenWasNeverIssued0000000000000000000';
 remember_tokens($BAD);
 
 my $ngx = start_nginx(port => $port, servroot => $root, root_location => 0,
-    http_config => <<'EOF', config => <<'EOF');
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
-    registry_auth_cache zone=registry_auth:4m valid=10s;
-    client_max_body_size 0;
-EOF
-    location / {
-        registry;
-    }
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }
-EOF
+    http_config => $AuthHttpConfig
+        . "    registry_auth_cache zone=registry_auth:4m valid=10s;\n",
+    config => $AuthConfig);
 
 # podman and skopeo, isolated under the servroot
 my $pod = "$root/podman";

@@ -12,7 +12,7 @@ use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
 use JSON::PP;
 use Registry::Harness qw(start_nginx free_ports);
-use Registry::Auth qw(admin remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig admin remember_tokens);
 use Registry::Blobs qw(redis_cli);
 use Registry::Images qw(api hook_server hook_bodies);
 use Registry::Podman qw(need_tools podman_setup ok_run tar_image);
@@ -38,34 +38,14 @@ my $pid = hook_server($hook, $hook_file);
 END { kill 'TERM', $pid if $pid }
 
 my $ngx = start_nginx(port => $port, servroot => "$root/nginx", root_location => 0,
-    http_config => "    registry_public_host $reg;\n" . <<'EOF', config => <<"EOF");
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
+    http_config => "    registry_public_host $reg;\n" . $AuthHttpConfig . <<'EOF',
     registry_auth_cache zone=registry_auth:1m valid=10s;
     registry_event_webhook /_hook;
-    client_max_body_size 0;
 EOF
-    location / {
-        registry;
-    }
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
+    config => $AuthConfig . <<"EOF");
     location = /_hook {
         internal;
         proxy_pass http://127.0.0.1:$hook/events;
-    }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:\$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
     }
 EOF
 

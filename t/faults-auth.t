@@ -22,7 +22,7 @@ use Cwd ();
 use File::Path qw(make_path remove_tree);
 use Time::HiRes qw(sleep time);
 use Registry::Harness qw(start_nginx read_file free_ports start_redis);
-use Registry::Auth qw(admin remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig admin remember_tokens);
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 110, 1);
 my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} // 16379) + 110, 1);
@@ -59,29 +59,13 @@ fadmin('policy', 'add-cluster-role-to-user', 'system:registry', 'fareg');
 my @REPOS = qw(alpha/img fother/x fproj-x/y fproj/a fproj/b fproj/c);
 $redis->cli('ZADD', 'repos', map { (0, $_) } @REPOS);
 
+(my $http = $AuthHttpConfig) =~ s/127\.0\.0\.1:\$TEST_NGINX_REDIS_PORT/127.0.0.1:$rport/
+    or die "no registry_redis in \$AuthHttpConfig\n";
 my $ngx = start_nginx(port => $port, servroot => $root, clean => 0,
-    root_location => 0, log_level => 'notice',
-    http_config => <<"EOF",
-    registry_redis 127.0.0.1:$rport;
+    root_location => 0, log_level => 'notice', config => $AuthConfig,
+    http_config => $http . <<'EOF');
     registry_redis_timeout 1s;
-    registry_s3_endpoint http://127.0.0.1:\$TEST_NGINX_S3_PORT;
-    registry_s3_bucket \$TEST_NGINX_S3_BUCKET;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
     registry_auth_cache zone=faults_auth:1m valid=600s;
-EOF
-    config => <<'EOF');
-        location / {
-            registry;
-        }
-        location = /_registry_auth {
-            internal;
-            registry_authorizer;
-        }
-        location /_registry_s3/ {
-            internal;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        }
 EOF
 my $master = $ngx->{pid};
 

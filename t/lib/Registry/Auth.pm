@@ -5,6 +5,11 @@ package Registry::Auth;
 # project|policy), the tokens it printed, and the check that no log holds
 # any of them.
 #
+#   $AuthHttpConfig, $AuthConfig
+#                           Registry::Blobs' $HttpConfig and $Config with
+#                           authorization on (the Redis-backed authorizer,
+#                           as conf/nginx.conf sets it up); a test adds
+#                           its registry_auth_cache
 #   admin(ARGS...)          scripts/registry ARGS against the test Redis;
 #                           returns stdout, dies on failure
 #   setup_people()          the users and projects below, from scratch;
@@ -36,9 +41,19 @@ use Exporter qw(import);
 use MIME::Base64 qw(encode_base64);
 use File::Path qw(make_path);
 use Registry::Harness qw(redis_cli);    # exported again, for the auth tests
+use Registry::Blobs qw($HttpConfig $Config);
 
 our @EXPORT_OK = qw(admin setup_people basic remember_tokens leaked_tokens
-    redis_cli);
+    redis_cli $AuthHttpConfig $AuthConfig);
+
+our $AuthHttpConfig = $HttpConfig . "    registry_auth /_registry_auth;\n";
+our $AuthConfig = $Config . <<'_EOC_';
+
+    location = /_registry_auth {
+        internal;
+        registry_authorizer;
+    }
+_EOC_
 
 our @USERS = qw(authalice authbob authcarol authbuilder authdave authreg
     authpruner authself authroot);
