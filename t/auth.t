@@ -20,6 +20,7 @@ use Digest::SHA qw(sha256_hex);
 use Registry::Auth qw($AuthHttpConfig $AuthConfig setup_people basic redis_cli
     leaked_tokens remember_tokens);
 use Registry::Harness qw(start_redis free_ports);
+use Registry::Blobs qw(registry_blocks);
 
 # a Redis of its own: the users, projects and cluster roles
 # of Registry::Auth are made from scratch by each auth test file, which
@@ -55,19 +56,10 @@ _EOC_
 
 our $Config = $AuthConfig;
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[crit]\n[alert]\n[emerg]")
-        unless defined $block->no_error_log;
-});
-
+registry_blocks(http_config => $HttpConfig, config => $Config,
+    no_error_log => "[crit]\n[alert]\n[emerg]");
 # info: the module's refusals are logged at that level
 log_level('info');
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
 run_tests();
 
 # no token in any log this file's nginx wrote

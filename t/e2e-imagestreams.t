@@ -12,7 +12,7 @@ use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
 use JSON::PP;
 use Registry::Harness qw(start_nginx free_ports);
-use Registry::Auth qw($AuthHttpConfig $AuthConfig admin remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig editor);
 use Registry::Blobs qw(redis_cli);
 use Registry::Images qw(api hook_server hook_bodies);
 use Registry::Podman qw(need_tools podman_setup ok_run tar_image);
@@ -26,12 +26,7 @@ my $reg = "127.0.0.1:$port";
 remove_tree($root);
 make_path($root);
 
-admin({ quiet => 1 }, 'user', 'delete', 'ispod');
-admin({ quiet => 1 }, 'project', 'delete', 'podproj');
-my $token = admin('user', 'add', 'ispod');
-remember_tokens($token);
-admin('project', 'add', 'podproj');
-admin('policy', 'add-role-to-user', 'registry-editor', 'ispod', '-n', 'podproj');
+my $token = editor('ispod', 'podproj');
 
 my $hook_file = "$root/hook.jsonl";
 my $pid = hook_server($hook, $hook_file);

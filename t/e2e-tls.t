@@ -27,8 +27,7 @@ use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
-use Registry::Auth qw($AuthHttpConfig $AuthConfig admin remember_tokens
-    leaked_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig editor leaked_tokens);
 use Registry::Blobs qw(curl random_bytes);
 use Registry::Harness qw(start_nginx read_file write_file free_ports);
 use Registry::Manifests qw(d image $OCI_MANIFEST $OCI_CONFIG $OCI_LAYER);
@@ -94,12 +93,7 @@ write_file("$wrong/ca.crt", read_file("$root/other/ca.crt"));
 
 # --- nginx with TLS and HTTP/2 ---------------------------------------------
 
-admin({ quiet => 1 }, 'user', 'delete', 'tlsuser');
-admin({ quiet => 1 }, 'project', 'delete', 'tlsproj');
-my $token = admin('user', 'add', 'tlsuser');
-remember_tokens($token);
-admin('project', 'add', 'tlsproj');
-admin('policy', 'add-role-to-user', 'registry-editor', 'tlsuser', '-n', 'tlsproj');
+my $token = editor('tlsuser', 'tlsproj');
 # the token off every command line: a header file, a password file
 my $hdr = "$root/auth.hdr";
 my $pwfile = "$root/token";

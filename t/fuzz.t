@@ -24,7 +24,7 @@ use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
-use Registry::Auth qw($AuthHttpConfig $AuthConfig admin remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig editor);
 use Registry::Harness qw(start_nginx free_ports read_file);
 
 my $top = Cwd::getcwd();
@@ -35,12 +35,7 @@ my $auth_http = $AuthHttpConfig
     . "    registry_auth_cache zone=fuzz_auth:1m valid=10s;\n";
 
 # a user who may push in one project, its token in a file only we read
-admin({ quiet => 1 }, 'user', 'delete', 'fuzzuser');
-admin({ quiet => 1 }, 'project', 'delete', 'fuzzproj');
-my $token = admin('user', 'add', 'fuzzuser');
-remember_tokens($token);
-admin('project', 'add', 'fuzzproj');
-admin('policy', 'add-role-to-user', 'registry-editor', 'fuzzuser', '-n', 'fuzzproj');
+my $token = editor('fuzzuser', 'fuzzproj');
 make_path("$top/var/test");
 my $token_file = "$top/var/test/fuzz-token";
 {

@@ -9,9 +9,9 @@ BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
-# the registry's http{} and server{} parts, as every registry test runs
-# them; the manifests as text; the suite's Redis
-use Registry::Blobs qw($HttpConfig $Config redis_cli);
+# the registry's configuration, as every registry test runs it
+# (registry_blocks); the manifests as text; the suite's Redis
+use Registry::Blobs qw(redis_cli registry_blocks);
 use Registry::Manifests qw(d desc image index_of $OCI_MANIFEST $OCI_INDEX
     $OCI_CONFIG $OCI_LAYER $OCI_EMPTY $D_MANIFEST $D_LIST $D_CONFIG $D_LAYER);
 
@@ -82,17 +82,9 @@ our $at_limit = do {
 };
 our $over_limit = $at_limit . ' ';
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
-
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
+# blocks without their own config get the registry's; no default root
+# location; blocks in file order
+registry_blocks();
 run_tests();
 
 __DATA__

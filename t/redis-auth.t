@@ -18,11 +18,10 @@ use File::Path qw(make_path remove_tree);
 use Time::HiRes qw(sleep time);
 use Registry::Harness qw(start_nginx http_request read_file free_ports start_redis);
 use Registry::Images qw(watch_open watch_status);
+use Registry::Blobs qw($HttpConfig $Config);
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 130, 1);
 my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 130, 1);
-my $s3port = $ENV{TEST_NGINX_S3_PORT} || 17480;
-my $bucket = $ENV{TEST_NGINX_S3_BUCKET} || 'registry-test';
 my $top = Cwd::getcwd();
 my $root = "$top/t/servroot-redis-auth";
 
@@ -63,30 +62,12 @@ sub wait_status {
     }
 }
 
+(my $http = $HttpConfig) =~ s/127\.0\.0\.1:\$TEST_NGINX_REDIS_PORT/127.0.0.1:$rport/
+    or die "no registry_redis in \$HttpConfig\n";
 sub conf {
     my ($password_line) = @_;
-    return (
-        http_config => <<"EOF",
-    registry_redis 127.0.0.1:$rport;
-    registry_redis_timeout 1s;
-    $password_line
-    registry_s3_endpoint http://127.0.0.1:$s3port;
-    registry_s3_bucket $bucket;
-    registry_s3_location /_registry_s3/;
-EOF
-        config => <<"EOF",
-        location / {
-            registry;
-        }
-
-        location /_registry_s3/ {
-            internal;
-            proxy_pass http://127.0.0.1:$s3port/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-EOF
-    );
+    return (http_config => "$http    registry_redis_timeout 1s;\n    $password_line\n",
+        config => $Config);
 }
 
 # the error log lines since $from about the Redis connections (the

@@ -10,9 +10,9 @@ BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
-# the registry's http{} and server{} parts, as every registry test runs
-# them; the manifests as text; the suite's Redis
-use Registry::Blobs qw($HttpConfig $Config redis_cli);
+# the registry's configuration, as every registry test runs it
+# (registry_blocks); the manifests as text; the suite's Redis
+use Registry::Blobs qw(redis_cli registry_blocks);
 use Registry::Manifests qw(d image $OCI_MANIFEST $OCI_CONFIG);
 
 our $config = '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}';
@@ -44,17 +44,9 @@ sub link_to {
     return qq(Link: <$path?n=$n&last=$last>; rel="next");
 }
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
-
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
+# blocks without their own config get the registry's; no default root
+# location; blocks in file order
+registry_blocks();
 run_tests();
 
 __DATA__

@@ -14,6 +14,9 @@ package Registry::Auth;
 #                           returns stdout, dies on failure
 #   setup_people()          the users and projects below, from scratch;
 #                           returns {user => token}
+#   editor($user, $project) a user with registry-editor in a project of
+#                           its own, both from scratch; returns its token
+#                           (remembered)
 #   basic($user, $pass)     an Authorization header value
 #   remember_tokens(@t)     adds tokens to var/test/auth-tokens (read by
 #                           t/auth-zz-logs.t, which greps every log)
@@ -43,8 +46,8 @@ use File::Path qw(make_path);
 use Registry::Harness qw(redis_cli);    # exported again, for the auth tests
 use Registry::Blobs qw($HttpConfig $Config);
 
-our @EXPORT_OK = qw(admin setup_people basic remember_tokens leaked_tokens
-    redis_cli $AuthHttpConfig $AuthConfig);
+our @EXPORT_OK = qw(admin setup_people editor basic remember_tokens
+    leaked_tokens redis_cli $AuthHttpConfig $AuthConfig);
 
 our $AuthHttpConfig = $HttpConfig . "    registry_auth /_registry_auth;\n";
 our $AuthConfig = $Config . <<'_EOC_';
@@ -106,6 +109,17 @@ sub setup_people {
     }
     remember_tokens(values %t);
     return \%t;
+}
+
+sub editor {
+    my ($user, $project) = @_;
+    admin({ quiet => 1 }, 'user', 'delete', $user);
+    admin({ quiet => 1 }, 'project', 'delete', $project);
+    my $token = admin('user', 'add', $user);
+    remember_tokens($token);
+    admin('project', 'add', $project);
+    admin('policy', 'add-role-to-user', 'registry-editor', $user, '-n', $project);
+    return $token;
 }
 
 sub basic {

@@ -25,6 +25,13 @@ package Registry::Blobs;
 #   curl(ARGS...)            runs curl, returns (exit status, stdout)
 #   pipelined($port, $raw)   sends raw requests on one connection, reads
 #                            until the server closes it; the raw answers
+#   registry_blocks(%o)      in a block file (Test::Nginx::Socket), before
+#                            run_tests: a block without its own
+#                            http_config, config or no_error_log gets
+#                            $HttpConfig, $Config, "[error] [crit] [alert]"
+#                            (or what %o says); no default root location
+#                            (the configs declare `location /`); blocks in
+#                            file order
 
 use strict;
 use warnings;
@@ -35,7 +42,7 @@ use Registry::Manifests qw(d);
 
 our @EXPORT_OK = qw($HttpConfig $Config d random_bytes redis_cli s3
     s3_objects s3_uploads s3_delete blob_key curl uri_escape pipelined
-    own_bucket);
+    own_bucket registry_blocks);
 
 our $HttpConfig = <<'_EOC_';
     registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
@@ -190,6 +197,19 @@ sub pipelined {
     }
     close $sock;
     return $out;
+}
+
+sub registry_blocks {
+    my %d = (http_config => $HttpConfig, config => $Config,
+        no_error_log => "[error]\n[crit]\n[alert]", @_);
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        for my $k (sort keys %d) {
+            $block->set_value($k, $d{$k}) unless defined $block->$k;
+        }
+    });
+    Test::Nginx::Socket::no_root_location();
+    Test::Nginx::Socket::no_shuffle();
 }
 
 sub blob_key {
