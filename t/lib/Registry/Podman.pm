@@ -29,7 +29,7 @@ our @EXPORT_OK = qw(need_tools podman_setup run ok_run tar_image);
 
 sub need_tools {
     for my $tool (@_) {
-        plan skip_all => "$tool is not installed (apt-get install podman skopeo)"
+        plan skip_all => "$tool is not installed (apt-get install $tool)"
             unless grep { -x "$_/$tool" } split /:/, $ENV{PATH} // '';
     }
 }
