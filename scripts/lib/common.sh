@@ -7,7 +7,7 @@ TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PKGS_BUILD="nginx nginx-dev build-essential libhiredis-dev libjansson-dev libssl-dev"
 PKGS_REDIS="redis-server redis-tools"
 PKGS_RGW="ceph-mon ceph-osd radosgw ceph-common curl uuid-runtime"
-PKGS_TEST="perl libtest-base-perl curl jq podman skopeo prometheus"
+PKGS_TEST="perl libtest-base-perl curl jq podman skopeo prometheus openssl"
 PKGS_SANITIZE="clang libclang-rt-14-dev"   # SANITIZE=1 scripts/test
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-$(basename "$0")}" "$*" >&2; }
