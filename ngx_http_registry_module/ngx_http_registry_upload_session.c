@@ -1,6 +1,6 @@
 
 /*
- * Upload sessions in Redis (see the layout in ngx_http_registry.h and the
+ * Upload sessions in Redis (the keys: redis/KEYS.md; the protocol: the
  * top of uploads.c): a session made, loaded, appended to or moved on by
  * its parts; the claim of the request that writes its parts, renewed
  * while the request lives and released when it ends; and the record of
