@@ -331,19 +331,28 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
 
     ngx_str_set(&args[0], "auth:users");
     ngx_str_set(&args[1], "auth:projects");
-    nkeys = 4;
 
     if (ngx_http_registry_keyf(r->pool, &args[2], "auth:project:%V",
                                &project)
         != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[3], "auth:rb:%V", &project)
-           != NGX_OK
-        || (hash->len
-            && ngx_http_registry_keyf(r->pool, &args[nkeys++],
-                                      "auth:token:%V", hash)
-               != NGX_OK))
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    nkeys = 4;
+
+    /* anonymous: no token, no fifth key */
+
+    if (hash->len) {
+        if (ngx_http_registry_keyf(r->pool, &args[4], "auth:token:%V", hash)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        nkeys = 5;
     }
 
     args[nkeys] = project;
