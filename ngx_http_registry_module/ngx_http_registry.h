@@ -27,56 +27,7 @@
 typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
 
 
-/*
- * Redis layout (R = <project>/<image>, D = sha256:<hex>):
- *
- *   blob:D                 hash: size, key (S3 object key), created
- *   blob:D:links           set of R linking the blob (reverse index: a
- *                          collector deletes blobs with no links, found
- *                          through "blobs" without listing the bucket)
- *   blobs                  set of every committed D
- *   repo:R:blobs           set of D visible in R
- *   image:D                hash: body (manifest bytes), type, size,
- *                          artifactType, annotations (JSON), subject
- *   repo:R:manifests       set of manifest D in R
- *   repo:R:tags            hash: tag -> D
- *   repo:R:tagnames        zset (score 0) of tags, for lexical paging
- *   repo:R:referrers:D     set of manifest digests whose subject is D
- *   repos                  zset (score 0) of repositories, the catalog
- *   upload:ID              hash: repo, offset, sha (versioned
- *                          SHA256_CTX), mpu (S3 multipart id, from the
- *                          first part on), busy ("<token> <deadline>" of
- *                          the request writing parts, renewed while it
- *                          lives); expires
- *   upload:ID:etags        list of "<part number> <ETag>", parts 1..n
- *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
- *   objects:pending        zset of S3 keys (data/ID) written or being
- *                          written and not (yet) a blob's, score: Redis
- *                          time of the last write begun; added before
- *                          S3 sees a byte, removed when the blob commits
- *                          or the object is deleted (a collector deletes
- *                          old entries with no blob and no upload:ID)
- *
- * Image streams and events (P = project, N = image, R = P/N):
- *
- *   image:D                also: object (the Image API object, JSON,
- *                          made at the first push of D)
- *   image:D:repos          set of R that pushed D (who may see the Image)
- *   images                 zset (score 0) of D with an Image object
- *   imagestream:R          the ImageStream API object (JSON), changed by
- *                          the same scripts as repo:R:tags, so that its
- *                          tags always are the tags list of R
- *   project:P:imagestreams zset (score 0) of the image streams N of P
- *   imagestreams:rv        counter: the last resourceVersion given
- *   imagestreams:log       stream of watch events, ID <rv>-0, fields p
- *                          (project) and e (the event), bounded by
- *                          registry_events_maxlen; each is also
- *                          PUBLISHed on channel "imagestreams" as
- *                          "<P> <rv> <event>"
- *   events                 stream of notifications: fields action,
- *                          repository, digest, tag, envelope (JSON in
- *                          distribution's format), bounded likewise
- */
+/* the keys in Redis, their owners and lifetimes: redis/KEYS.md */
 
 /*
  * A step of a request's state machine.  It runs when the operation it

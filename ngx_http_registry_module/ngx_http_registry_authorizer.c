@@ -8,20 +8,9 @@
  * "anonymous", which the registry treats as no credentials.
  *
  * The default authorizer ("registry_authorizer"), backed by Redis, one
- * EVAL per decision, answering the access phase's subrequest (auth.c).
- * Layout (U = user, P = project, H = hex SHA-256 of a token; tokens
- * themselves are never stored):
- *
- *   auth:users              set of U
- *   auth:user:U             hash: created
- *   auth:user:U:tokens      set of H (revocation of all of U's tokens)
- *   auth:token:H            hash: user, sha (H again), created
- *   auth:projects           set of P
- *   auth:project:P          hash: public (1 or 0), created, creator
- *   auth:rb:P               set of U bound to a role in P
- *   auth:rb:P:U             set of U's roles in P
- *   auth:clusterroles:U     set of U's cluster roles
- *   auth:clusterusers       set of U with a cluster role
+ * call of the function authorize (redis/authorize.lua) per decision,
+ * answering the access phase's subrequest (auth.c).  Tokens are stored
+ * only as their SHA-256 (keys auth:*: redis/KEYS.md).
  *
  * Project roles: registry-viewer (pull), registry-editor and
  * system:image-builder (pull, push), registry-admin (pull, push,
@@ -342,19 +331,28 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
 
     ngx_str_set(&args[0], "auth:users");
     ngx_str_set(&args[1], "auth:projects");
-    nkeys = 4;
 
     if (ngx_http_registry_keyf(r->pool, &args[2], "auth:project:%V",
                                &project)
         != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[3], "auth:rb:%V", &project)
-           != NGX_OK
-        || (hash->len
-            && ngx_http_registry_keyf(r->pool, &args[nkeys++],
-                                      "auth:token:%V", hash)
-               != NGX_OK))
+           != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    nkeys = 4;
+
+    /* anonymous: no token, no fifth key */
+
+    if (hash->len) {
+        if (ngx_http_registry_keyf(r->pool, &args[4], "auth:token:%V", hash)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        nkeys = 5;
     }
 
     args[nkeys] = project;

@@ -8,8 +8,15 @@
 -- Every key known before the call comes in KEYS; a key that depends on
 -- data read inside (the image of each referrer, the roles of the token's
 -- user) is built by one helper of the table key below, so that each key
--- pattern is spelled once in Lua.  KEYS.md documents every key.
+-- pattern is spelled once in Lua.  The admin_* functions, called by
+-- scripts/lib/admin.sh, take no KEYS: they build every key with these
+-- helpers, so that no key name is spelled in shell; they answer a
+-- lowercase status first ("ok", "unknown", ...), then any rows.
+-- KEYS.md documents every key.
 
+-- One helper per key pattern (KEYS.md).  Those no function calls yet are
+-- for the image-stream functions, which still spell their keys (being
+-- redesigned).
 local key = {}
 
 function key.blob(d) return 'blob:' .. d end
@@ -19,11 +26,18 @@ function key.image_repos(d) return 'image:' .. d .. ':repos' end
 function key.repo_blobs(r) return 'repo:' .. r .. ':blobs' end
 function key.repo_manifests(r) return 'repo:' .. r .. ':manifests' end
 function key.repo_tags(r) return 'repo:' .. r .. ':tags' end
-function key.repo_referrers(r, d) return 'repo:' .. r .. ':referrers:' .. d end
+function key.repo_referrers(r, d)
+    return 'repo:' .. r .. ':referrers:' .. d
+end
 function key.imagestream(p, n) return 'imagestream:' .. p .. '/' .. n end
-function key.project_imagestreams(p) return 'project:' .. p .. ':imagestreams' end
+function key.project_imagestreams(p)
+    return 'project:' .. p .. ':imagestreams'
+end
 
 -- users, tokens, projects and role bindings (authorize, admin_*)
+function key.users() return 'auth:users' end
+function key.projects() return 'auth:projects' end
+function key.clusterusers() return 'auth:clusterusers' end
 function key.user(u) return 'auth:user:' .. u end
 function key.user_tokens(u) return 'auth:user:' .. u .. ':tokens' end
 function key.token(h) return 'auth:token:' .. h end

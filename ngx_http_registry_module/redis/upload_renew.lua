@@ -6,6 +6,6 @@ local session = KEYS[1]
 local token, seconds = ARGV[1], ARGV[2]
 
 if not upload_ours(session, token) then return 0 end
-redis.call('HSET', session, 'busy',
-           token .. ' ' .. (tonumber(redis.call('TIME')[1]) + tonumber(seconds)))
+local now = tonumber(redis.call('TIME')[1])
+redis.call('HSET', session, 'busy', token .. ' ' .. (now + tonumber(seconds)))
 return 1
