@@ -69,13 +69,23 @@ typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
  *                          made at the first push of D)
  *   image:D:repos          set of R that pushed D (who may see the Image)
  *   images                 zset (score 0) of D with an Image object
- *   imagestream:R          the ImageStream API object (JSON), changed by
- *                          the same scripts as repo:R:tags, so that its
- *                          tags always are the tags list of R
+ *   image:D:parents        set of the indexes listing D (prune keeps
+ *                          the children of the indexes it keeps)
+ *   imagestream:R          hash: uid, created, generation, rv, ref (the
+ *                          ImageStream's metadata); changed by the same
+ *                          functions as repo:R:tags, so that its tags
+ *                          always are the tags list of R (an older
+ *                          version's string of JSON is split at the
+ *                          first change: redis/lib.lua)
+ *   imagestream:R:tags     hash: tag -> its history (JSON, the element
+ *                          of status.tags); the ImageStream is
+ *                          assembled in the order of repo:R:tagnames
+ *   imagestream:R:images   hash: D -> entries of R's histories naming D
  *   project:P:imagestreams zset (score 0) of the image streams N of P
  *   imagestreams:rv        counter: the last resourceVersion given
  *   imagestreams:log       stream of watch events, ID <rv>-0, fields p
- *                          (project) and e (the event), bounded by
+ *                          (project) and e (the event: the stream's
+ *                          metadata and the one tag changed), bounded by
  *                          registry_events_maxlen; each is also
  *                          PUBLISHed on channel "imagestreams" as
  *                          "<P> <rv> <event>"
