@@ -1,8 +1,8 @@
 -- flags: no-writes
--- `scripts/registry get images`: one row per Image, "D<tab>its
--- dockerImageReference".
+-- `scripts/registry get images`: "ok", then one row per Image, "D<tab>
+-- its dockerImageReference".
 -- KEYS: none (images, image:D).  ARGV: none.
-local out = {}
+local out = {'ok'}
 for _, d in ipairs(redis.call('ZRANGE', 'images', 0, -1)) do
     local o = redis.call('HGET', 'image:' .. d, 'object')
     if o then

@@ -2,7 +2,7 @@
 -- `scripts/registry describe imagestream N -n P`: rows for the shell to
 -- lay out, "KIND<tab>fields": H a header line, T a header with a time,
 -- G a tag, I one entry of its history ("*" for the head, reference,
--- created, pusher).  {} when there is no such stream.
+-- created, pusher), after "ok"; "unknown" when there is no such stream.
 -- KEYS: none (the stream's parts).  ARGV: P, N.
 local p, n = ARGV[1], ARGV[2]
 local r = p .. '/' .. n
@@ -16,7 +16,7 @@ if t == 'string' then
 elseif t == 'hash' then
     meta = is_meta(key)
 else
-    return {}
+    return {'unknown'}
 end
 local tags, unique, count = {}, {}, 0
 for _, text in ipairs(is_tag_texts(r)) do
@@ -29,7 +29,7 @@ for _, text in ipairs(is_tag_texts(r)) do
         end
     end
 end
-local out = {}
+local out = {'ok'}
 local function add(...) out[#out + 1] = table.concat({...}, '\t') end
 add('H', 'Name:', n)
 add('H', 'Namespace:', p)

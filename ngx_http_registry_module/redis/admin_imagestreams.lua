@@ -1,7 +1,7 @@
 -- flags: no-writes
--- `scripts/registry get imagestreams [-n P]`: one row per stream,
--- "[P<tab>]N<tab>repository<tab>the first 4 tags<tab>the newest head's
--- created", P when every project is listed.
+-- `scripts/registry get imagestreams [-n P]`: "ok", then one row per
+-- stream, "[P<tab>]N<tab>repository<tab>the first 4 tags<tab>the newest
+-- head's created", P when every project is listed.
 -- KEYS: none (project:P:imagestreams, each stream's parts; SCAN for the
 -- projects).  ARGV: P, or "" for every project.
 local project = ARGV[1]
@@ -20,7 +20,7 @@ else
     for p in pairs(seen) do projects[#projects + 1] = p end
     table.sort(projects)
 end
-local out = {}
+local out = {'ok'}
 for _, p in ipairs(projects) do
     for _, n in ipairs(redis.call('ZRANGE', 'project:' .. p .. ':imagestreams', 0, -1)) do
         local r = p .. '/' .. n

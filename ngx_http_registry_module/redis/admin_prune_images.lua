@@ -11,7 +11,8 @@
 -- client's delete does (no webhook: those are nginx's), unless
 -- EVENTS_MAXLEN is 0.  Their manifests stay, untagged and in no
 -- history, for the collector (`scripts/registry gc --untagged`).
--- Returns one row per Image removed (or to remove): "D<tab>R,R...".
+-- Returns "ok", then one row per Image removed (or to remove): "D<tab>
+-- R,R...".
 -- KEYS: none (image:D, image:D:repos, image:D:parents, the streams'
 -- :images, images, events).
 -- ARGV: CONFIRM, CUTOFF, PROJECT ("" for all), EVENTS_MAXLEN, the
@@ -49,7 +50,7 @@ local function kept(d, depth)
     return s ~= false and kept(s, depth - 1)
 end
 
-local out, seq = {}, 0
+local out, seq = {'ok'}, 0
 for i = 10, 9 + nd do
     local d = ARGV[i]
     local obj = redis.call('HGET', 'image:' .. d, 'object')

@@ -7,9 +7,9 @@
 -- goes out (is_set_tag), the images the stream no longer names leave
 -- imagestream:R:images.  A stream an older version wrote whole is split
 -- first (read as it is, all at once, without CONFIRM).
--- Returns "NEXT<tab>last tag" (call again with it as AFTER) or "DONE",
--- then one row per entry removed (or to remove): "tag<tab>generation
--- <tab>image<tab>created".
+-- Returns "more<tab>the last tag" (call again with it as AFTER) or
+-- "done", then one row per entry removed (or to remove): "tag<tab>
+-- generation<tab>image<tab>created".
 -- KEYS: none (the stream's parts, repo:R:tagnames, imagestreams:log).
 -- ARGV: P, N, KEEP, CUTOFF, CONFIRM ("1" or "0"), the log's length,
 -- AFTER ("" for the first tag), COUNT.
@@ -22,7 +22,7 @@ if t == 'string' and confirm then
     is_split(key)
     t = 'hash'
 end
-local out, tags = {'DONE'}, {}
+local out, tags = {'done'}, {}
 if t == 'string' then
     for _, x in ipairs(cjson.decode(redis.call('GET', key)).status.tags or {}) do
         tags[#tags + 1] = {x.tag, x.items}
@@ -31,7 +31,7 @@ elseif t == 'hash' then
     local names = redis.call('ZRANGE', 'repo:' .. r .. ':tagnames',
                              after == '' and '-' or '(' .. after, '+',
                              'BYLEX', 'LIMIT', 0, count)
-    if #names == count then out[1] = 'NEXT\t' .. names[#names] end
+    if #names == count then out[1] = 'more\t' .. names[#names] end
     if #names > 0 then
         local texts = redis.call('HMGET', key .. ':tags', unpack(names))
         for i = 1, #names do

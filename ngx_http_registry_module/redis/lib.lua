@@ -20,8 +20,9 @@ local function busy(b)
     return {'busy', d - tonumber(redis.call('TIME')[1])}
 end
 
--- Image streams (R = P/N).  A stream is kept in parts, so that a
--- change of one tag reads and writes that tag only, whatever the
+-- The Lua functions that keep image streams, put before the manifest
+-- functions that call them (R = P/N).  A stream is kept in parts, so
+-- that a change of one tag reads and writes that tag only, whatever the
 -- stream's tag count:
 --   imagestream:R          hash: uid, created, generation, rv (its
 --                          resourceVersion), ref (dockerImageRepository)

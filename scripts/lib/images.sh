@@ -19,21 +19,24 @@
 #   redis-cli -p 6379 XREAD BLOCK 0 STREAMS events '$'
 
 # images_fcall FUNCTION ARG...: a function of the registry's library
-# (ngx_http_registry_module/redis), one answer per line.  A Redis that
-# no nginx of this version has connected to yet gets the library first.
+# (ngx_http_registry_module/redis): its lowercase status, then its rows,
+# one a line.  A Redis that no nginx of this version has connected to
+# yet gets the library first.
 images_fcall() {
     local name=$1 out
     shift
-    out=$(admin_redis --raw fcall "$name" 0 "$@" 2>&1) || true
-    if [[ $out == *"Function not found"* ]]; then
-        sh "$TOP/ngx_http_registry_module/redis/library" \
-            | admin_redis -x function load replace >/dev/null \
-            || die "redis: could not load the function library"
-        out=$(admin_redis --raw fcall "$name" 0 "$@" 2>&1) || true
-    fi
-    # an error is one upper-case word and a space; rows never start so
-    [[ ! $out =~ ^[A-Z]+\  ]] || die "redis: ${out%%$'\n'*}"
-    [ -z "$out" ] || printf '%s\n' "$out"
+    out=$(admin_redis --raw fcall "$name" 0 "$@" 2>&1) || die "redis: $out"
+    case $out in
+        "ERR Function not found"*)
+            sh "$TOP/ngx_http_registry_module/redis/library" \
+                | admin_redis -x function load replace >/dev/null \
+                || die "redis: could not load the function library"
+            out=$(admin_redis --raw fcall "$name" 0 "$@" 2>&1) || die "redis: $out" ;;
+    esac
+    case ${out%%$'\n'*} in
+        [a-z]*) printf '%s\n' "$out" ;;
+        *) die "redis: ${out%%$'\n'*}" ;;
+    esac
 }
 
 # "5 minutes ago" for an RFC 3339 time, as oc prints ages
@@ -74,14 +77,14 @@ images_get_streams() {
         else
             printf 'NAMESPACE\tNAME\tIMAGE REPOSITORY\tTAGS\tUPDATED\n'
         fi
-        images_fcall admin_imagestreams "$project" | images_ages $([ -n "$project" ] && echo 4 || echo 5)
+        images_fcall admin_imagestreams "$project" | sed 1d | images_ages $([ -n "$project" ] && echo 4 || echo 5)
     } | admin_table
 }
 
 images_get_images() {
     {
         printf 'NAME\tIMAGE REFERENCE\n'
-        images_fcall admin_images
+        images_fcall admin_images | sed 1d
     } | admin_table
 }
 
@@ -92,7 +95,8 @@ images_describe_stream() {
     admin_check_project "$project"
     [[ $name =~ ^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$ ]] || die "invalid image stream name '$name'"
     out=$(images_fcall admin_imagestream "$project" "$name") || exit 1
-    [ -n "$out" ] || die "imagestream \"$name\" not found in project \"$project\""
+    [ "$out" != unknown ] || die "imagestream \"$name\" not found in project \"$project\""
+    out=${out#ok$'\n'}
     while IFS=$'\t' read -r kind a b c d; do
         case $kind in
             H) printf '%-24s%s\n' "$a" "$b" ;;

@@ -104,8 +104,8 @@ cmd_prune() {
             line=${out%%$'\n'*}
             [ "$out" = "$line" ] || printf '%s\n' "${out#*$'\n'}" | sed -e "s|^|$p/$n\t|" >> "$tmp/entries"
             case $line in
-                NEXT$'\t'*) after=${line#NEXT$'\t'} ;;
-                DONE) break ;;
+                more$'\t'*) after=${line#more$'\t'} ;;
+                done) break ;;
                 *) die "admin_prune_stream: unexpected answer '$line'" ;;
             esac
         done
@@ -142,7 +142,7 @@ cmd_prune() {
         done
         args=("$confirm" "$cutoff" "$project" "$maxlen" "$ts" "$host" "$instance"
               "$(cut -c1-28 /proc/sys/kernel/random/uuid)" "${#page[@]}" "${page[@]}" "${triples[@]}")
-        images_fcall admin_prune_images "${args[@]}" </dev/null >> "$tmp/images" || exit 1
+        images_fcall admin_prune_images "${args[@]}" </dev/null | sed 1d >> "$tmp/images" || exit 1
         page=()
     }
     while read -r d; do
