@@ -194,7 +194,7 @@ ngx_int_t
 ngx_http_registry_api_stream_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    /* assembled from its tags by the function (images.c) */
+    /* assembled from its parts by redis/lib.lua (is_whole) */
 
     return ngx_http_registry_run(r, ngx_http_registry_api_stream_got,
                                  "imagestream_get", 0, &ctx->repo, 1);
