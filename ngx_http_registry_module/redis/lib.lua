@@ -115,13 +115,12 @@ end
 local function is_split(key)
     if redis.call('TYPE', key).ok ~= 'string' then return end
     local obj = cjson.decode(redis.call('GET', key))
+    local m, st = obj.metadata or {}, obj.status or {}
     redis.call('DEL', key)
-    redis.call('HSET', key, 'uid', obj.metadata.uid,
-               'created', obj.metadata.creationTimestamp,
-               'generation', obj.metadata.generation,
-               'rv', obj.metadata.resourceVersion,
-               'ref', obj.status.dockerImageRepository)
-    for _, t in ipairs(obj.status.tags or {}) do
+    redis.call('HSET', key, 'uid', m.uid or '', 'created', m.creationTimestamp or '',
+               'generation', m.generation or 0, 'rv', m.resourceVersion or '0',
+               'ref', st.dockerImageRepository or '')
+    for _, t in ipairs(st.tags or {}) do
         if #t.items > 0 then
             redis.call('HSET', key .. ':tags', t.tag, is_encode(t))
             for _, i in ipairs(t.items) do
