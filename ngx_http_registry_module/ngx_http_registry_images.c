@@ -5,12 +5,16 @@
  * A manifest pushed by tag moves the image stream <project>/<image>: a
  * new entry at the head of the tag's history (created, image,
  * dockerImageReference, generation, pushedBy), bounded by
- * registry_history_depth.  The ImageStream object is kept in Redis as
- * JSON by Lua functions (below) that run inside the very scripts that
- * change repo:R:tags (manifests.c), so the stream's tags are the tags
- * list of the repository at every moment.  Every change takes the next
- * resourceVersion, is appended to a bounded Redis stream (the watch log)
- * and PUBLISHed, all in the same script.
+ * registry_history_depth.  The stream is kept in Redis by the Lua
+ * helpers of redis/lib.lua (is_push, is_untag, is_forget), which run
+ * inside the very functions that change repo:R:tags (manifests.c), so
+ * the stream's tags are the tags list of the repository at every
+ * moment.  It is kept in parts, one per tag, so a push reads and
+ * writes one tag's history whatever the stream's size; the whole
+ * object is assembled when read.  Every change takes the next
+ * resourceVersion and its watch event (the stream's metadata and the
+ * one tag that changed) is appended to a bounded Redis stream (the
+ * watch log) and PUBLISHed, in the same function.
  *
  * Each manifest digest gets one Image object, made here at its first
  * push: layers, sizes and, for image manifests, the fields of the config

@@ -3,7 +3,9 @@
  * Watches of a project's image streams: GET .../namespaces/P/imagestreams
  * ?watch=true.
  *
- * A watch is a chunked response of one watch event per line.  Every
+ * A watch is a chunked response of one watch event per line; an event
+ * carries the stream's metadata and the one tag that changed
+ * (redis/lib.lua), so its size does not grow with the stream's.  Every
  * worker holds one subscribe-mode Redis connection (redis.c) and hands
  * each published change to its watchers of that project; a watch that
  * starts from a resourceVersion is first replayed from the watch log.  A
