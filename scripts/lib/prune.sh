@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Pruning, in the words of `oc adm prune images`. Sourced by
-# scripts/registry after lib/images.sh (admin_call):
+# scripts/registry after lib/admin.sh (admin_call):
 #
 #   prune images [--keep-tag-revisions=N] [--keep-younger-than=DURATION]
 #                [--project=P] [--confirm]
