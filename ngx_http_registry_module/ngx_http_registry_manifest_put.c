@@ -644,7 +644,8 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
 
     ngx_http_registry_event(r, ctx, &ev);
 
-    return ngx_http_registry_manifest_created(r, ctx);
+    return ngx_http_registry_redis_durable(r,
+                                           ngx_http_registry_manifest_created);
 }
 
 

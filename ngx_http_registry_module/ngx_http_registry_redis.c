@@ -2,11 +2,12 @@
 /*
  * ngx_http_registry_module: the Redis client.  The worker's command
  * connection (a connection of redis_conn.c, up once Redis answers a
- * PING, opened again after a backoff when lost), the commands in flight
- * on it with their timeout, and the Lua scripts run through it
- * (EVALSHA, sent again as EVAL on NOSCRIPT).  The subscriber of the
- * watches is a connection of its own (redis_sub.c): a connection in
- * subscribe mode takes no other command.
+ * PING, opened again after a backoff when lost, at once when Sentinel
+ * names a new master), the commands in flight on it with their timeout,
+ * the Lua scripts run through it (EVALSHA, sent again as EVAL on
+ * NOSCRIPT, as on a master just promoted), and WAIT for durability.
+ * The subscriber of the watches is a connection of its own
+ * (redis_sub.c): a connection in subscribe mode takes no other command.
  */
 
 
@@ -55,7 +56,12 @@ typedef struct {
 
     ngx_msec_t                       backoff;
 
+    ngx_uint_t                       serial;    /* of the connection */
+    ngx_msec_t                       unwaited;  /* WAIT fell short: no
+                                                   other before this */
+
     unsigned                         failed:1;  /* the loss was logged */
+    unsigned                         short_:1;  /* WAIT's, logged */
     unsigned                         exiting:1;
 } ngx_http_registry_redis_t;
 
@@ -74,6 +80,10 @@ static ngx_int_t ngx_http_registry_eval_reply(ngx_http_request_t *r,
 static u_char *ngx_http_registry_script_sha(const char *script);
 
 static void ngx_http_registry_redis_connect(void);
+static void ngx_http_registry_redis_moved(
+    ngx_http_registry_redis_conn_t *conn);
+static ngx_int_t ngx_http_registry_redis_waited(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static void ngx_http_registry_redis_ping(
     ngx_http_registry_redis_conn_t *conn);
 static void ngx_http_registry_redis_ping_handler(redisAsyncContext *ac,
@@ -111,6 +121,7 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
     /* once connected, the connect timer times the commands */
 
     rs->conn.timer.handler = ngx_http_registry_redis_timer_handler;
+    rs->conn.on_master = ngx_http_registry_redis_moved;
 
     /* waiting to reconnect must not hold back a graceful shutdown */
 
@@ -166,6 +177,8 @@ ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
     /* frees the pending commands and, via the cleanup hook, the connection */
 
     ngx_http_registry_redis_close(&rs->conn);
+
+    ngx_http_registry_redis_sentinel_exit();
 }
 
 
@@ -456,6 +469,143 @@ ngx_http_registry_call(ngx_http_request_t *r, ngx_http_registry_step_pt next,
 }
 
 
+/* registry_redis_wait REPLICAS TIMEOUT (0 replicas: off) */
+
+char *
+ngx_http_registry_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_registry_main_conf_t *mcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_msec_t   t;
+
+    if (mcf->redis_wait_timeout) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n > 100) {
+        return "takes a number of replicas from 0 to 100";
+    }
+
+    /* WAIT's 0 is forever */
+
+    t = ngx_parse_time(&value[2], 0);
+    if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+        return "takes a timeout over 0";
+    }
+
+    mcf->redis_wait = n;
+    mcf->redis_wait_timeout = t;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Durability: next runs once WAIT says that "registry_redis_wait"
+ * replicas have what this connection wrote, so the request's write too.
+ * WAIT must go where the write went: a connection opened since cannot
+ * vouch for it.  WAIT holds the worker's connection until it answers;
+ * after it fell short, the next pushes get 503 at once for a while
+ * rather than each hold it for the whole timeout.
+ */
+
+ngx_int_t
+ngx_http_registry_redis_durable(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next)
+{
+    ngx_str_t                       args[3];
+    ngx_http_registry_ctx_t        *ctx;
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    rs = &ngx_http_registry_redis_state;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (mcf->redis_wait == 0 || ctx->durable) {
+        ctx->durable = 1;
+        return next(r, ctx);
+    }
+
+    if (ctx->reply_conn != rs->serial || !rs->conn.ready) {
+        return ngx_http_registry_unavailable(r, "redis: the connection "
+                                             "that wrote went away");
+    }
+
+    if ((ngx_msec_int_t) (rs->unwaited - ngx_current_msec) > 0) {
+        return ngx_http_registry_unavailable(r, "redis: too few replicas");
+    }
+
+    ngx_str_set(&args[0], "WAIT");
+
+    if (ngx_http_registry_keyf(r->pool, &args[1], "%ui", mcf->redis_wait)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[2], "%M",
+                                  mcf->redis_wait_timeout)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->durable_next = next;
+
+    return ngx_http_registry_call(r, ngx_http_registry_redis_waited, 3,
+                                  &args[0], &args[1], &args[2]);
+}
+
+
+static ngx_int_t
+ngx_http_registry_redis_waited(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_redis_t      *rs;
+    ngx_http_registry_main_conf_t  *mcf;
+
+    rs = &ngx_http_registry_redis_state;
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
+
+    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    if (ctx->reply->integer < (long long) mcf->redis_wait) {
+
+        /* logged once until WAIT is answered in full again */
+
+        if (!rs->short_) {
+            rs->short_ = 1;
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "registry redis: WAIT: %L of %ui replicas "
+                          "within %M ms: pushes get 503",
+                          (int64_t) ctx->reply->integer, mcf->redis_wait,
+                          mcf->redis_wait_timeout);
+        }
+
+        rs->unwaited = ngx_current_msec
+                       + ngx_max(mcf->redis_wait_timeout, 1000);
+
+        return ngx_http_registry_unavailable(r, "redis: too few replicas "
+                                             "acknowledged the write");
+    }
+
+    if (rs->short_) {
+        rs->short_ = 0;
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "registry redis: WAIT: the replicas acknowledge "
+                      "again");
+    }
+
+    ctx->durable = 1;
+
+    return ctx->durable_next(r, ctx);
+}
+
+
 /* element i of an array reply (or the reply itself, i = -1) as a string */
 
 ngx_int_t
@@ -592,6 +742,7 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
     ngx_http_registry_redis_cmd_t  *cmd = data;
 
     void                           *hdata;
+    redisReply                     *rr;
     ngx_connection_t               *c;
     ngx_http_request_t             *r;
     ngx_http_registry_ctx_t        *ctx;
@@ -602,7 +753,9 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 
     ngx_queue_remove(&cmd->queue);
 
-    if (reply == NULL) {
+    rr = reply;
+
+    if (rr == NULL) {
 
         /*
          * hiredis runs the callbacks of a broken connection before its
@@ -616,6 +769,22 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
             ngx_http_registry_redis_lost(&rs->conn, "connection lost",
                                          ac->err ? ac->errstr : NULL);
         }
+
+    } else if (rr->type == REDIS_REPLY_ERROR && rr->len >= 8
+               && ngx_strncmp(rr->str, "READONLY", 8) == 0)
+    {
+        /*
+         * The master became a replica (a failover): the write is not
+         * done, the request gets 503 as for a loss, and the connection
+         * goes to whichever master the sentinels name now.
+         */
+
+        if (ac == rs->conn.ac) {
+            ngx_http_registry_redis_fail(&rs->conn,
+                                         "is a replica now (READONLY)");
+        }
+
+        reply = NULL;
 
     } else if (ngx_queue_empty(&rs->pending) && rs->conn.timer.timer_set) {
         ngx_del_timer(&rs->conn.timer);
@@ -657,6 +826,7 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
     ngx_http_set_log_request(c->log, r);
 
     ctx->reply = reply;
+    ctx->reply_conn = rs->serial;
 
     ngx_http_registry_resume(r);
 
@@ -682,6 +852,7 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 static void
 ngx_http_registry_redis_connect(void)
 {
+    ngx_int_t                          rc;
     const char                        *detail;
     ngx_http_registry_redis_t         *rs;
     ngx_http_registry_redis_server_t  *srv;
@@ -692,9 +863,38 @@ ngx_http_registry_redis_connect(void)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, srv->log, 0,
                    "registry redis connect to \"%V\"", &srv->name);
 
-    if (ngx_http_registry_redis_open(&rs->conn, &detail) != NGX_OK) {
+    rs->serial++;
+
+    rc = ngx_http_registry_redis_open(&rs->conn, &detail);
+
+    /* NGX_DECLINED: the sentinels are asked, ..._moved() follows */
+
+    if (rc == NGX_ERROR) {
         ngx_http_registry_redis_lost(&rs->conn, "connect failed", detail);
     }
+}
+
+
+/* Sentinel named a new master, or the one it waited for: go now */
+
+static void
+ngx_http_registry_redis_moved(ngx_http_registry_redis_conn_t *conn)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->reconnect.timer_set) {
+        ngx_del_timer(&rs->reconnect);
+    }
+
+    rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
+
+    ngx_http_registry_redis_connect();
 }
 
 
