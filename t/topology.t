@@ -1,15 +1,21 @@
 # The production topology: Redis master and replica, three sentinels,
 # two nginx (the module asking the sentinels, registry_redis
-# sentinel=NAME), one RGW.  Pushes (curl: monolithic blobs, then the
-# manifest by tag) and pulls alternate between the two nginx while the
-# master is killed (kill -9):
+# sentinel=NAME; the second lists a dead sentinel first), one RGW.
+# Pushes (curl: monolithic blobs, then the manifest by tag) and pulls
+# alternate between the two nginx while the master is killed (kill -9):
 #
+#   0. the master made a replica behind the sentinels' back (REPLICAOF):
+#      writes get 503 (READONLY, then ROLE), and succeed once it is a
+#      master again;
 #   1. without registry_redis_wait: writes resume within the sentinels'
-#      failover time plus 2 s (the measured times are printed);
-#   2. the killed Redis back as a replica, registry_redis_wait on: the
-#      new master killed too; while no replica can acknowledge, pushes
-#      get 503; once one is back they succeed again, and every push that
-#      was acknowledged is pullable from both nginx (digests compared).
+#      failover time plus 2 s (the measured times are printed); a watch
+#      ends with the old master's subscriber, a new one follows the new
+#      master;
+#   2. the sentinel every worker was subscribed to killed; the killed
+#      Redis back as a replica, registry_redis_wait on: the new master
+#      killed too; while no replica can acknowledge, pushes get 503;
+#      once one is back they succeed again, and every push that was
+#      acknowledged is pullable from both nginx (digests compared).
 #
 # Everything but the RGW is started here, under t/servroot-topology,
 # with a password (Redis, replication and sentinels), and stopped at the
@@ -24,19 +30,20 @@ use File::Path qw(make_path remove_tree);
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use Registry::Harness qw(start_nginx read_file free_ports);
-use Registry::Images qw(image);
+use Registry::Images qw(image watch_open watch_next);
 
 plan skip_all => 'redis-server, redis-sentinel, redis-cli and curl are needed'
     if system('command -v redis-server redis-sentinel redis-cli curl >/dev/null 2>&1') != 0;
 
 my $nport = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 80, 2);
-my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 80, 5);
+my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 80, 6);
 my $s3port = $ENV{TEST_NGINX_S3_PORT} || 17480;
 my $bucket = $ENV{TEST_NGINX_S3_BUCKET} || 'registry-test';
 my $root = Cwd::getcwd() . '/t/servroot-topology';
 
 my %redis = (a => $rport, b => $rport + 1);    # a is the first master
 my @sentinels = map { $rport + $_ } 2 .. 4;
+my $DEAD = $rport + 5;    # held by free_ports, nothing listens
 my $MASTER = 'registry';
 my $DOWN_AFTER = 1000;
 my $PW = 'topology-test-' . sha256_hex("$$ " . time);
@@ -174,8 +181,8 @@ sub topology_ready {
 # --- nginx -----------------------------------------------------------------
 
 sub conf {
-    my ($wait) = @_;
-    my $s = join ' ', map { "127.0.0.1:$_" } @sentinels;
+    my ($wait, $dead_first) = @_;
+    my $s = join ' ', map { "127.0.0.1:$_" } ($dead_first ? $DEAD : ()), @sentinels;
     return (
         http_config => <<"EOF" . ($wait ? "    registry_redis_wait 1 1s;\n" : ''),
     registry_redis sentinel=$MASTER $s;
@@ -187,6 +194,10 @@ sub conf {
 EOF
         config => <<"EOF",
         location /v2/ {
+            registry;
+        }
+
+        location /apis/ {
             registry;
         }
 
@@ -313,7 +324,7 @@ pass 'master, replica and three sentinels up';
 
 my @ngx = map {
     start_nginx(port => $nport + $_, servroot => "$root/nginx-$_", root_location => 0,
-        workers => 2, log_level => 'notice', conf(0))
+        workers => 2, log_level => 'notice', conf(0, $_))
 } 0, 1;
 
 # both answer pushes (each worker has asked a sentinel)
@@ -324,7 +335,42 @@ wait_until(10, 'the registries to push', sub {
 });
 pass 'both nginx push through the master the sentinels name';
 
+like $ngx[1]->error_log, qr/sentinel 127\.0\.0\.1:$DEAD connect failed/,
+    'a dead sentinel: the next one is asked';
+
+# --- 0. the master turned replica: READONLY, ROLE ----------------------------
+
+my $first = push_one($ngx[0]{port});
+my @from = map { length $_->error_log(0) } @ngx;
+is cli($redis{a}, 'REPLICAOF', '127.0.0.1', $DEAD), 'OK', 'the master made a replica';
+my @ro = map { push_one($ngx[$_ % 2]{port}) } 1 .. 6;
+is scalar(grep { $_->{status} eq '503' && $_->{body} =~ /"code":"UNAVAILABLE"/ } @ro), 6,
+    'pushes to a master turned replica: 503 UNAVAILABLE'
+    or diag explain [map { "$_->{status} $_->{body}" } @ro];
+# the workers reconnect meanwhile, and ROLE refuses the replica: reads
+# are refused too, and the connection is never "restored"
+sleep 1;
+is pulled($_->{port}, $first), 'manifest 503', "nginx $_->{port}: pulls from a replica: 503"
+    for @ngx;
+my $since = join '', map { $ngx[$_]->error_log($from[$_]) } 0, 1;
+like $since, qr/is a replica now \(READONLY\)/, 'READONLY drops the connection';
+unlike $since, qr/connection restored/, '... which is not restored to a replica';
+is cli($redis{a}, 'REPLICAOF', 'NO', 'ONE'), 'OK', 'a master again';
+my $t0 = time;
+wait_until(8, 'pushes to the master again', sub {
+    my $ok = 1;
+    $ok &&= push_one($_->{port})->{ack} for @ngx;
+    $ok;
+});
+diag sprintf 'pushes resumed %.2f s after REPLICAOF NO ONE', time - $t0;
+wait_until(10, 'replication a -> b', sub { replica_up('b') });
+
 # --- 1. kill -9 of the master, no durability --------------------------------
+
+# a watch on A, served by the subscriber to the old master
+my $w1 = watch_open($ngx[0]{port},
+    "/apis/image.openshift.io/v1/namespaces/topo$$/imagestreams?watch=true");
+is((watch_next($w1, 5) // {})->{type}, 'ADDED', 'a watch before the failover');
 
 my (@acked, @log);
 my $i = 0;
@@ -405,12 +451,34 @@ like $ngx[0]->error_log . $ngx[1]->error_log,
     qr/registry redis "$MASTER": master 127\.0\.0\.1:$redis{b} after a failover/,
     'the switch is logged';
 
+# the watch ended with the old master; a new one follows the new master
+my $end = time + 10;
+watch_next($w1, 1) while !$w1->{ended} && time < $end;
+ok $w1->{ended}, 'the watch on the old master ended';
+my $w2 = watch_open($ngx[0]{port},
+    "/apis/image.openshift.io/v1/namespaces/topo$$/imagestreams?watch=true");
+is((watch_next($w2, 5) // {})->{type}, 'ADDED', 'a watch after the failover');
+my $p = push_one($ngx[1]{port});
+my $ev = watch_next($w2, 5) // {};
+is $ev->{type}, 'MODIFIED', 'it sees a push on the other nginx';
+ok((grep { $_->{tag} eq $p->{tag} } @{ $ev->{object}{status}{tags} || [] }),
+    '... the tag pushed');
+close $_->{sock} for $w1, $w2;
+
 # --- 2. durability on, the new master killed ---------------------------------
 
 # the killed Redis comes back as a replica of the new master
 start_redis_node('a', 'b');
 wait_until(20, 'replication b -> a', sub { replica_up('a') });
 wait_until(30, 'the sentinels to see a as a replica', sub { topology_ready($redis{b}) });
+
+# the sentinel each worker of A asked first (and is subscribed to) dies:
+# the workers go on with the next one
+kill 'KILL', pid_of('sentinel0');
+wait_until(10, 'nginx to leave the dead sentinel', sub {
+    $ngx[0]->error_log =~ /sentinel 127\.0\.0\.1:$sentinels[0] connection lost/
+});
+pass 'a lost sentinel is noticed';
 
 $_->reload(conf(1)) for @ngx;
 @acked = ();
