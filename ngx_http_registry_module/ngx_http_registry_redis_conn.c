@@ -1,5 +1,4 @@
 
-
 /*
  * ngx_http_registry_module: one hiredis 0.14 asynchronous connection to
  * the Redis server, driven by nginx's event loop, as the command

@@ -6,15 +6,17 @@
 URL is a registry (http://127.0.0.1:PORT, authorization off) whose
 Redis, on 127.0.0.1:REDIS_PORT without a password, holds nothing else:
 it is emptied first.  Each step pushes over HTTP, then reads Redis: the
-keys it has (DBSIZE), the sum of MEMORY USAGE over them by kind of key
-(digests, ids and names replaced by D, ID, R...), and INFO memory's
-used_memory.  Steps:
+keys it has, the sum of MEMORY USAGE over them by kind of key (digests,
+ids and names replaced by D, ID, R...), INFO memory's used_memory, and
+INFO commandstats (the commands run, and Redis's CPU time in them).
+Steps:
 
   images    IMAGES images, each in a repository of its own under one
             tag: LAYERS layers, SHARED of them the same in every image
             (a base), a Docker-style config (env, labels, a history
             line per layer), the manifest by tag
   tags      TAGS more tags, each naming an image already pushed
+  pulls     each image pulled: the manifest by tag, then each blob
   sessions  SESSIONS upload sessions opened (POST) and left, then as
             many holding a 1 KiB chunk (PATCH), which waits in Redis
             until it makes a 5 MiB part
@@ -105,7 +107,19 @@ def snapshot():
     info = r('INFO', 'memory')
     used = int(re.search(r'used_memory:(\d+)', info).group(1))
     streams = {s: r('XLEN', s) for s in STREAMS}
-    return {'kinds': kinds, 'used': used, 'streams': streams}
+    return dict(work(), kinds=kinds, used=used, streams=streams)
+
+
+def work():
+    """commands run and Redis CPU time, but for the measuring's own"""
+    calls = usec = 0
+    for m in re.finditer(r'cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)',
+                         r('INFO', 'commandstats')):
+        if m.group(1) not in ('scan', 'memory|usage', 'info', 'xlen', 'flushall',
+                              'config|resetstat'):
+            calls += int(m.group(2))
+            usec += int(m.group(3))
+    return {'calls': calls, 'usec': usec}
 
 
 def delta(a, b):
@@ -120,7 +134,8 @@ def delta(a, b):
     smem = sum(v[1] for k, v in kinds.items() if k in STREAMS)
     entries = sum(b['streams'][s] - a['streams'][s] for s in STREAMS)
     return {'kinds': kinds, 'keys': keys, 'mem': mem, 'used': b['used'] - a['used'],
-            'stream_mem': smem, 'stream_entries': entries}
+            'stream_mem': smem, 'stream_entries': entries,
+            'calls': b['calls'] - a['calls'], 'usec': b['usec'] - a['usec']}
 
 
 # --- HTTP ------------------------------------------------------------------
@@ -193,7 +208,19 @@ def push_image(i):
     }, indent=3).encode()    # docker and podman indent theirs
     put_manifest(repo, 'v1', manifest,
                  'application/vnd.docker.distribution.manifest.v2+json')
-    return repo, manifest
+    return repo, manifest, [cd] + [x['digest'] for x in descs]
+
+
+def pull_image(repo, blobs):
+    """as a client does: the manifest by tag, the config, each layer"""
+    st, _, _ = request('GET', '/v2/%s/manifests/v1' % repo, None, {'Accept':
+                       'application/vnd.docker.distribution.manifest.v2+json'})
+    if st != 200:
+        sys.exit('manifest pull: %d' % st)
+    for d in blobs:
+        st, _, _ = request('GET', '/v2/%s/blobs/%s' % (repo, d))
+        if st != 200:
+            sys.exit('blob pull: %d' % st)
 
 
 def put_manifest(repo, tag, manifest, mtype):
@@ -206,17 +233,25 @@ def put_manifest(repo, tag, manifest, mtype):
 # --- the steps ---------------------------------------------------------------
 
 r('FLUSHALL')
+r('CONFIG', 'RESETSTAT')
 s0 = snapshot()
 pushed = [push_image(i) for i in range(N_IMG)]
 s1 = snapshot()
 img = delta(s0, s1)
 
 for t in range(N_TAG):
-    repo, manifest = pushed[t % len(pushed)]
+    repo, manifest, _ = pushed[t % len(pushed)]
     put_manifest(repo, 'extra%d' % t, manifest,
                  'application/vnd.docker.distribution.manifest.v2+json')
 s2 = snapshot()
 tag = delta(s1, s2)
+
+w0 = work()
+for repo, _, blobs in pushed:
+    pull_image(repo, blobs)
+w1 = work()
+pulls = {'calls': w1['calls'] - w0['calls'], 'usec': w1['usec'] - w0['usec']}
+s2 = snapshot()
 
 sessions = []
 for s in range(N_SES):
@@ -261,6 +296,14 @@ print('| entry of the bounded streams (events, imagestreams:log) | - | %s | - |'
 print()
 print('Streams: %d entries per image, %.1f per tag.'
       % (img['stream_entries'] / N_IMG, tag['stream_entries'] / max(N_TAG, 1)))
+print()
+print('Redis work (INFO commandstats: commands, and the CPU time Redis spent in them):')
+print()
+print('| per | commands | Redis CPU (µs) |')
+print('| --- | ---: | ---: |')
+for what, d, n in (('image pushed', img, N_IMG), ('tag pushed', tag, N_TAG),
+                   ('image pulled (manifest by tag, each blob)', pulls, N_IMG)):
+    print('| %s | %.1f | %.0f |' % (what, d['calls'] / n, d['usec'] / n))
 print()
 print('An image, by kind of key (per image; D a digest, R a repository):')
 print()
