@@ -61,7 +61,8 @@ typedef struct {
                                                    other before this */
 
     unsigned                         failed:1;  /* the loss was logged */
-    unsigned                         short_:1;  /* WAIT's, logged */
+    unsigned                         wait_short:1; /* WAIT fell short,
+                                                     logged */
     unsigned                         exiting:1;
 } ngx_http_registry_redis_t;
 
@@ -577,8 +578,8 @@ ngx_http_registry_redis_waited(ngx_http_request_t *r,
 
         /* logged once until WAIT is answered in full again */
 
-        if (!rs->short_) {
-            rs->short_ = 1;
+        if (!rs->wait_short) {
+            rs->wait_short = 1;
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "registry redis: WAIT: %L of %ui replicas "
                           "within %M ms: pushes get 503",
@@ -593,8 +594,8 @@ ngx_http_registry_redis_waited(ngx_http_request_t *r,
                                              "acknowledged the write");
     }
 
-    if (rs->short_) {
-        rs->short_ = 0;
+    if (rs->wait_short) {
+        rs->wait_short = 0;
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                       "registry redis: WAIT: the replicas acknowledge "
                       "again");

@@ -29,7 +29,7 @@ use Digest::SHA qw(sha256_hex);
 use File::Path qw(make_path remove_tree);
 use POSIX ();
 use Time::HiRes qw(sleep time);
-use Registry::Harness qw(start_nginx read_file free_ports);
+use Registry::Harness qw(start_nginx read_file free_ports nginx_conf nginx_binary);
 use Registry::Images qw(image watch_open watch_next);
 
 plan skip_all => 'redis-server, redis-sentinel, redis-cli and curl are needed'
@@ -313,6 +313,30 @@ sub failover_at {
 }
 
 # =============================================================================
+
+# bad directives fail `nginx -t`, saying why
+my %bad = (
+    'registry_redis sentinel=registry;' => qr/needs at least one sentinel address/,
+    'registry_redis sentinel=registry unix:/tmp/s.sock;' => qr/sentinels by IP address/,
+    'registry_redis sentinel=registry sentinel.example.com:26379;' => qr/must be an IP address/,
+    'registry_redis 127.0.0.1:6379 127.0.0.1:6380;' => qr/takes one address/,
+    'registry_redis_wait 1 2s;' => qr/shorter than "registry_redis_timeout"/,
+    'registry_redis_wait 1 0;' => qr/timeout over 0/,
+);
+for my $line (sort keys %bad) {
+    my %c = conf(0);
+    $c{http_config} =~ s/^\s*registry_redis sentinel=.*\n//m unless $line =~ /_wait/;
+    my $dir = "$root/conf-check";
+    make_path("$dir/conf", "$dir/logs");
+    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
+    print $fh nginx_conf(port => $nport, servroot => $dir, root_location => 0,
+        %c, http_config => "$c{http_config}    $line\n");
+    close $fh;
+    my $bin = nginx_binary();
+    my $out = `'$bin' -t -p '$dir/' -c '$dir/conf/nginx.conf' 2>&1`;
+    isnt $?, 0, "nginx -t refuses: $line";
+    like $out, $bad{$line}, '... saying why';
+}
 
 start_redis_node('a');
 start_redis_node('b', 'a');
