@@ -749,14 +749,15 @@ void ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn);
 
 /*
  * Redis Sentinel (redis_sentinel.c): the master the connections go to
- * when "registry_redis" names sentinels.  ngx_http_registry_redis_master()
+ * when "registry_redis" names sentinels, and a subscription to each of
+ * them that tells of failovers.  ngx_http_registry_redis_master()
  * returns it, or NULL when none is known yet (the sentinels are asked,
  * conn->on_master runs once one is); ..._sentinel_check() asks again
  * when conn was lost; ..._sentinel_watch() has conn dropped when the
  * master moves.
  */
-void ngx_http_registry_redis_sentinel_init(
-    ngx_http_registry_main_conf_t *mcf, ngx_log_t *log);
+ngx_int_t ngx_http_registry_redis_sentinel_init(
+    ngx_http_registry_main_conf_t *mcf, ngx_cycle_t *cycle);
 void ngx_http_registry_redis_sentinel_exit(void);
 void ngx_http_registry_redis_sentinel_watch(
     ngx_http_registry_redis_conn_t *conn);
@@ -806,11 +807,14 @@ ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
 /* element i of an array reply (or the reply itself, i = -1), a string */
 ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
     ngx_str_t *s);
+/* the command connection's, as in ctx->reply_conn; 0: none is up */
+ngx_uint_t ngx_http_registry_redis_serial(void);
 
 /*
- * Durability ("registry_redis_wait"): a step that runs next once WAIT
- * says that enough replicas have what the request wrote, else answers
- * 503; next at once when the directive is off or it was said already.
+ * Durability ("registry_redis_wait", redis_wait.c): a step that runs next
+ * once WAIT says that enough replicas have what the request wrote, else
+ * answers 503; next at once when the directive is off or WAIT said so
+ * already.
  */
 char *ngx_http_registry_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);

@@ -4,8 +4,8 @@
  * connection (a connection of redis_conn.c, up once Redis answers a
  * PING, opened again after a backoff when lost, at once when Sentinel
  * names a new master), the commands in flight on it with their timeout,
- * the Lua scripts run through it (EVALSHA, sent again as EVAL on
- * NOSCRIPT, as on a master just promoted), and WAIT for durability.
+ * and the Lua scripts run through it (EVALSHA, sent again as EVAL on
+ * NOSCRIPT, as on a master just promoted).
  * The subscriber of the watches is a connection of its own
  * (redis_sub.c): a connection in subscribe mode takes no other command.
  */
@@ -57,12 +57,8 @@ typedef struct {
     ngx_msec_t                       backoff;
 
     ngx_uint_t                       serial;    /* of the connection */
-    ngx_msec_t                       unwaited;  /* WAIT fell short: no
-                                                   other before this */
 
     unsigned                         failed:1;  /* the loss was logged */
-    unsigned                         wait_short:1; /* WAIT fell short,
-                                                     logged */
     unsigned                         exiting:1;
 } ngx_http_registry_redis_t;
 
@@ -83,8 +79,6 @@ static u_char *ngx_http_registry_script_sha(const char *script);
 static void ngx_http_registry_redis_connect(void);
 static void ngx_http_registry_redis_moved(
     ngx_http_registry_redis_conn_t *conn);
-static ngx_int_t ngx_http_registry_redis_waited(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static void ngx_http_registry_redis_ping(
     ngx_http_registry_redis_conn_t *conn);
 static void ngx_http_registry_redis_ping_handler(redisAsyncContext *ac,
@@ -101,6 +95,7 @@ static ngx_http_registry_redis_t  ngx_http_registry_redis_state;
 ngx_int_t
 ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 {
+    ngx_int_t                   rc;
     ngx_http_registry_redis_t  *rs;
 
     rs = &ngx_http_registry_redis_state;
@@ -108,8 +103,10 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
     ngx_memzero(rs, sizeof(ngx_http_registry_redis_t));
     ngx_queue_init(&rs->pending);
 
-    if (ngx_http_registry_redis_configure(cycle) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_http_registry_redis_configure(cycle);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
     rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
@@ -470,140 +467,19 @@ ngx_http_registry_call(ngx_http_request_t *r, ngx_http_registry_step_pt next,
 }
 
 
-/* registry_redis_wait REPLICAS TIMEOUT (0 replicas: off) */
-
-char *
-ngx_http_registry_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_registry_main_conf_t *mcf = conf;
-
-    ngx_int_t    n;
-    ngx_str_t   *value;
-    ngx_msec_t   t;
-
-    if (mcf->redis_wait_timeout) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    n = ngx_atoi(value[1].data, value[1].len);
-    if (n == NGX_ERROR || n > 100) {
-        return "takes a number of replicas from 0 to 100";
-    }
-
-    /* WAIT's 0 is forever */
-
-    t = ngx_parse_time(&value[2], 0);
-    if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
-        return "takes a timeout over 0";
-    }
-
-    mcf->redis_wait = n;
-    mcf->redis_wait_timeout = t;
-
-    return NGX_CONF_OK;
-}
-
-
 /*
- * Durability: next runs once WAIT says that "registry_redis_wait"
- * replicas have what this connection wrote, so the request's write too.
- * WAIT must go where the write went: a connection opened since cannot
- * vouch for it.  WAIT holds the worker's connection until it answers;
- * after it fell short, the next pushes get 503 at once for a while
- * rather than each hold it for the whole timeout.
+ * Which connection a reply came on (ctx->reply_conn): 0 when none is up.
+ * A WAIT (redis_wait.c) vouches only for writes of the same connection.
  */
 
-ngx_int_t
-ngx_http_registry_redis_durable(ngx_http_request_t *r,
-    ngx_http_registry_step_pt next)
+ngx_uint_t
+ngx_http_registry_redis_serial(void)
 {
-    ngx_str_t                       args[3];
-    ngx_http_registry_ctx_t        *ctx;
-    ngx_http_registry_redis_t      *rs;
-    ngx_http_registry_main_conf_t  *mcf;
+    ngx_http_registry_redis_t  *rs;
 
     rs = &ngx_http_registry_redis_state;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    if (mcf->redis_wait == 0 || ctx->durable) {
-        ctx->durable = 1;
-        return next(r, ctx);
-    }
-
-    if (ctx->reply_conn != rs->serial || !rs->conn.ready) {
-        return ngx_http_registry_unavailable(r, "redis: the connection "
-                                             "that wrote went away");
-    }
-
-    if ((ngx_msec_int_t) (rs->unwaited - ngx_current_msec) > 0) {
-        return ngx_http_registry_unavailable(r, "redis: too few replicas");
-    }
-
-    ngx_str_set(&args[0], "WAIT");
-
-    if (ngx_http_registry_keyf(r->pool, &args[1], "%ui", mcf->redis_wait)
-        != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[2], "%M",
-                                  mcf->redis_wait_timeout)
-           != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ctx->durable_next = next;
-
-    return ngx_http_registry_call(r, ngx_http_registry_redis_waited, 3,
-                                  &args[0], &args[1], &args[2]);
-}
-
-
-static ngx_int_t
-ngx_http_registry_redis_waited(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_http_registry_redis_t      *rs;
-    ngx_http_registry_main_conf_t  *mcf;
-
-    rs = &ngx_http_registry_redis_state;
-    mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
-
-    if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
-        return ngx_http_registry_redis_failed(r, ctx);
-    }
-
-    if (ctx->reply->integer < (long long) mcf->redis_wait) {
-
-        /* logged once until WAIT is answered in full again */
-
-        if (!rs->wait_short) {
-            rs->wait_short = 1;
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "registry redis: WAIT: %L of %ui replicas "
-                          "within %M ms: pushes get 503",
-                          (int64_t) ctx->reply->integer, mcf->redis_wait,
-                          mcf->redis_wait_timeout);
-        }
-
-        rs->unwaited = ngx_current_msec
-                       + ngx_max(mcf->redis_wait_timeout, 1000);
-
-        return ngx_http_registry_unavailable(r, "redis: too few replicas "
-                                             "acknowledged the write");
-    }
-
-    if (rs->wait_short) {
-        rs->wait_short = 0;
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "registry redis: WAIT: the replicas acknowledge "
-                      "again");
-    }
-
-    ctx->durable = 1;
-
-    return ctx->durable_next(r, ctx);
+    return rs->conn.ready ? rs->serial : 0;
 }
 
 

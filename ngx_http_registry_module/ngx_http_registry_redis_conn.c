@@ -203,7 +203,10 @@ ngx_http_registry_redis_parse(ngx_conf_t *cf, ngx_str_t *value,
 }
 
 
-/* the worker's server, from "registry_redis"; NGX_DECLINED: none */
+/*
+ * The worker's server, from "registry_redis"; NGX_DECLINED: none,
+ * NGX_ERROR: no memory.
+ */
 
 ngx_int_t
 ngx_http_registry_redis_configure(ngx_cycle_t *cycle)
@@ -243,11 +246,10 @@ ngx_http_registry_redis_configure(ngx_cycle_t *cycle)
     }
 
     if (mcf->redis_master.len) {
-        ngx_http_registry_redis_sentinel_init(mcf, cycle->log);
-
-    } else {
-        ngx_http_registry_redis_addr = mcf->redis_addrs->elts;
+        return ngx_http_registry_redis_sentinel_init(mcf, cycle);
     }
+
+    ngx_http_registry_redis_addr = mcf->redis_addrs->elts;
 
     return NGX_OK;
 }

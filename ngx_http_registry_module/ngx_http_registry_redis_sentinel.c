@@ -3,17 +3,20 @@
  * ngx_http_registry_module: Redis Sentinel.  Which master the Redis
  * connections of a worker (redis_conn.c) go to, and following it.
  *
- * The worker asks one sentinel at a time, on a connection of its own:
- * AUTH (with the Redis password, if any), SENTINEL
- * get-master-addr-by-name, then SUBSCRIBE +switch-master, which it keeps
- * to hear of failovers.  A sentinel that fails (no connection, an error,
- * no such master) makes it ask the next one at once; when each failed in
- * turn, it asks again after a backoff.  A connection to Redis that is
- * lost has the sentinels asked again (a subscribed connection takes no
- * other command: it is reopened); a master that moved drops the
- * connections to the old one and lets the waiting ones open (on_master).
- * The master must be named by its IP address: a host name would need a
- * blocking lookup.
+ * The worker asks one sentinel at a time, on a connection of its own
+ * (AUTH with the Redis password, if any, then SENTINEL
+ * get-master-addr-by-name), closed once answered.  A sentinel that fails
+ * (no connection, an error, no such master) makes it ask the next one
+ * at once; when each failed in turn, it asks again after a backoff.  A
+ * connection to Redis that is lost has the sentinels asked again.
+ *
+ * To hear of a failover at once, it also keeps a connection subscribed
+ * to +switch-master on every sentinel: each sentinel publishes it when it
+ * learns of the new master, the one leading the failover first, the
+ * others up to seconds later.  A master that moved drops the connections
+ * to the old one and lets the waiting ones open (on_master).  The master
+ * must be named by its IP address: a host name would need a blocking
+ * lookup.
  */
 
 
@@ -28,6 +31,17 @@
 #define NGX_HTTP_REGISTRY_SENTINEL_MIN       100
 #define NGX_HTTP_REGISTRY_SENTINEL_MAX       5000
 #define NGX_HTTP_REGISTRY_SENTINEL_USERS     2
+#define NGX_HTTP_REGISTRY_SENTINEL_RELISTEN  1000
+
+
+/* a connection subscribed to +switch-master on one sentinel */
+
+typedef struct {
+    ngx_http_registry_redis_conn_t   conn;      /* ready: subscribed */
+    ngx_event_t                      retry;     /* subscribes again */
+    ngx_http_registry_redis_addr_t  *sentinel;
+    unsigned                         failed:1;  /* the loss was logged */
+} ngx_http_registry_redis_listener_t;
 
 
 typedef struct {
@@ -37,7 +51,8 @@ typedef struct {
     ngx_uint_t                       current;   /* asked now, or last */
     ngx_uint_t                       tried;     /* failed in a row */
 
-    ngx_http_registry_redis_conn_t   conn;      /* to the current one */
+    ngx_http_registry_redis_conn_t   conn;      /* a question in flight */
+    ngx_http_registry_redis_listener_t  *listeners;  /* one per sentinel */
 
     ngx_http_registry_redis_addr_t   addr;      /* the master named last */
     u_char                           host[NGX_INET6_ADDRSTRLEN + 1];
@@ -56,8 +71,14 @@ typedef struct {
 
 
 static void ngx_http_registry_redis_ask(void);
+static void ngx_http_registry_redis_listen(
+    ngx_http_registry_redis_listener_t *l);
 static void ngx_http_registry_redis_keepalive(
     ngx_http_registry_redis_conn_t *conn);
+static void ngx_http_registry_redis_unheard(
+    ngx_http_registry_redis_conn_t *conn, const char *what,
+    const char *detail);
+static void ngx_http_registry_redis_relisten_handler(ngx_event_t *ev);
 static void ngx_http_registry_redis_master_handler(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_http_registry_redis_switch_handler(redisAsyncContext *ac,
@@ -76,10 +97,12 @@ static ngx_http_registry_redis_sentinel_t  ngx_http_registry_redis_sentinel;
 
 /* from ngx_http_registry_redis_configure(), at worker start */
 
-void
+ngx_int_t
 ngx_http_registry_redis_sentinel_init(ngx_http_registry_main_conf_t *mcf,
-    ngx_log_t *log)
+    ngx_cycle_t *cycle)
 {
+    ngx_uint_t                           i;
+    ngx_http_registry_redis_listener_t  *l;
     ngx_http_registry_redis_sentinel_t  *st;
 
     st = &ngx_http_registry_redis_sentinel;
@@ -96,16 +119,42 @@ ngx_http_registry_redis_sentinel_init(ngx_http_registry_main_conf_t *mcf,
     ngx_http_registry_redis_conn_init(&st->conn,
                                       ngx_http_registry_redis_keepalive,
                                       ngx_http_registry_redis_sentinel_lost,
-                                      log);
+                                      cycle->log);
 
     /* waiting for the next round must not hold back a graceful shutdown */
 
     st->retry.handler = ngx_http_registry_redis_retry_handler;
-    st->retry.log = log;
+    st->retry.log = cycle->log;
     st->retry.cancelable = 1;
 
     st->moved.handler = ngx_http_registry_redis_moved_handler;
-    st->moved.log = log;
+    st->moved.log = cycle->log;
+
+    st->listeners = ngx_pcalloc(cycle->pool, st->nsentinels
+                                * sizeof(ngx_http_registry_redis_listener_t));
+    if (st->listeners == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < st->nsentinels; i++) {
+        l = &st->listeners[i];
+        l->sentinel = &st->sentinels[i];
+
+        l->conn.sentinel = 1;
+        ngx_http_registry_redis_conn_init(&l->conn,
+                                          ngx_http_registry_redis_keepalive,
+                                          ngx_http_registry_redis_unheard,
+                                          cycle->log);
+
+        l->retry.handler = ngx_http_registry_redis_relisten_handler;
+        l->retry.data = l;
+        l->retry.log = cycle->log;
+        l->retry.cancelable = 1;
+
+        ngx_http_registry_redis_listen(l);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -114,6 +163,8 @@ ngx_http_registry_redis_sentinel_init(ngx_http_registry_main_conf_t *mcf,
 void
 ngx_http_registry_redis_sentinel_exit(void)
 {
+    ngx_uint_t                           i;
+    ngx_http_registry_redis_listener_t  *l;
     ngx_http_registry_redis_sentinel_t  *st;
 
     st = &ngx_http_registry_redis_sentinel;
@@ -133,6 +184,16 @@ ngx_http_registry_redis_sentinel_exit(void)
     }
 
     ngx_http_registry_redis_close(&st->conn);
+
+    for (i = 0; st->listeners && i < st->nsentinels; i++) {
+        l = &st->listeners[i];
+
+        if (l->retry.timer_set) {
+            ngx_del_timer(&l->retry);
+        }
+
+        ngx_http_registry_redis_close(&l->conn);
+    }
 }
 
 
@@ -188,8 +249,8 @@ ngx_http_registry_redis_sentinel_check(ngx_http_registry_redis_conn_t *conn)
 
 
 /*
- * Sentinel.  Asks the current sentinel for the master on a new
- * connection, unless a question is in flight or the next round waits.
+ * Asks the current sentinel for the master, unless a question is in
+ * flight or the next round waits.
  */
 
 static void
@@ -200,15 +261,9 @@ ngx_http_registry_redis_ask(void)
 
     st = &ngx_http_registry_redis_sentinel;
 
-    if (st->exiting || st->retry.timer_set
-        || (st->conn.ac != NULL && !st->conn.ready))
-    {
+    if (st->exiting || st->retry.timer_set || st->conn.ac != NULL) {
         return;
     }
-
-    /* answered and subscribed: it takes no other command */
-
-    ngx_http_registry_redis_close(&st->conn);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, st->retry.log, 0,
                    "registry redis: asking sentinel %V for \"%V\"",
@@ -227,14 +282,34 @@ ngx_http_registry_redis_ask(void)
     if (redisAsyncCommand(st->conn.ac, ngx_http_registry_redis_master_handler,
                           NULL, "SENTINEL get-master-addr-by-name %b",
                           st->master.data, st->master.len)
-        != REDIS_OK
-        || redisAsyncCommand(st->conn.ac,
-                             ngx_http_registry_redis_switch_handler, NULL,
-                             "SUBSCRIBE +switch-master")
-           != REDIS_OK)
+        != REDIS_OK)
     {
         ngx_http_registry_redis_close(&st->conn);
         ngx_http_registry_redis_sentinel_lost(&st->conn, "not queued", NULL);
+    }
+}
+
+
+/* a listener subscribes, on a connection of its own */
+
+static void
+ngx_http_registry_redis_listen(ngx_http_registry_redis_listener_t *l)
+{
+    const char  *detail;
+
+    if (ngx_http_registry_redis_connect_to(&l->conn, l->sentinel, &detail)
+        != NGX_OK)
+    {
+        ngx_http_registry_redis_unheard(&l->conn, "connect failed", detail);
+        return;
+    }
+
+    if (redisAsyncCommand(l->conn.ac, ngx_http_registry_redis_switch_handler,
+                          l, "SUBSCRIBE +switch-master")
+        != REDIS_OK)
+    {
+        ngx_http_registry_redis_close(&l->conn);
+        ngx_http_registry_redis_unheard(&l->conn, "not queued", NULL);
     }
 }
 
@@ -281,13 +356,12 @@ ngx_http_registry_redis_master_handler(redisAsyncContext *ac, void *reply,
                                      NULL);
 
     } else {
-        st->conn.ready = 1;
         st->tried = 0;
         st->backoff = NGX_HTTP_REGISTRY_SENTINEL_MIN;
 
-        if (st->conn.timer.timer_set) {
-            ngx_del_timer(&st->conn.timer);
-        }
+        /* answered: closed, hiredis frees the context on return */
+
+        ngx_http_registry_redis_close(&st->conn);
 
         if (st->failed) {
             st->failed = 0;
@@ -308,12 +382,14 @@ ngx_http_registry_redis_master_handler(redisAsyncContext *ac, void *reply,
 }
 
 
-/* the subscription: its confirmation, then one message per failover */
+/* a listener's subscription: its confirmation, then each failover */
 
 static void
 ngx_http_registry_redis_switch_handler(redisAsyncContext *ac, void *reply,
     void *data)
 {
+    ngx_http_registry_redis_listener_t *l = data;
+
     u_char                              *p, *last, *f[5];
     size_t                               n[5];
     redisReply                          *rr, **e;
@@ -323,18 +399,18 @@ ngx_http_registry_redis_switch_handler(redisAsyncContext *ac, void *reply,
     st = &ngx_http_registry_redis_sentinel;
     rr = reply;
 
-    if (ac != st->conn.ac) {
+    if (ac != l->conn.ac) {
         return;
     }
 
     if (rr == NULL) {
-        ngx_http_registry_redis_lost(&st->conn, "connection lost",
+        ngx_http_registry_redis_lost(&l->conn, "connection lost",
                                      ac->err ? ac->errstr : NULL);
         return;
     }
 
     if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_http_registry_redis_lost(&st->conn, "refused to subscribe",
+        ngx_http_registry_redis_lost(&l->conn, "refused to subscribe",
                                      rr->str);
         redisAsyncFree(ac);
         return;
@@ -343,8 +419,31 @@ ngx_http_registry_redis_switch_handler(redisAsyncContext *ac, void *reply,
     e = rr->element;
 
     if (rr->type != REDIS_REPLY_ARRAY || rr->elements != 3
-        || e[0]->type != REDIS_REPLY_STRING
-        || e[0]->len != sizeof("message") - 1
+        || e[0]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (e[0]->len == sizeof("subscribe") - 1
+        && ngx_strncmp(e[0]->str, "subscribe", e[0]->len) == 0)
+    {
+        l->conn.ready = 1;
+
+        if (l->conn.timer.timer_set) {
+            ngx_del_timer(&l->conn.timer);
+        }
+
+        if (l->failed) {
+            l->failed = 0;
+            ngx_log_error(NGX_LOG_NOTICE, st->retry.log, 0,
+                          "registry redis \"%V\": sentinel %V tells of "
+                          "failovers again", &st->master, &l->sentinel->name);
+        }
+
+        return;
+    }
+
+    if (e[0]->len != sizeof("message") - 1
         || ngx_strncmp(e[0]->str, "message", e[0]->len) != 0
         || e[2]->type != REDIS_REPLY_STRING)
     {
@@ -485,6 +584,50 @@ ngx_http_registry_redis_sentinel_lost(ngx_http_registry_redis_conn_t *conn,
     ngx_add_timer(&st->retry, st->backoff);
 
     st->backoff = ngx_min(st->backoff * 2, NGX_HTTP_REGISTRY_SENTINEL_MAX);
+}
+
+
+/* a listener lost: logged once, subscribed again a second later */
+
+static void
+ngx_http_registry_redis_unheard(ngx_http_registry_redis_conn_t *conn,
+    const char *what, const char *detail)
+{
+    ngx_uint_t                           level;
+    ngx_http_registry_redis_listener_t  *l;
+    ngx_http_registry_redis_sentinel_t  *st;
+
+    st = &ngx_http_registry_redis_sentinel;
+    l = (ngx_http_registry_redis_listener_t *) conn;
+
+    if (st->exiting) {
+        return;
+    }
+
+    level = l->failed ? NGX_LOG_DEBUG : NGX_LOG_WARN;
+    l->failed = 1;
+
+    ngx_log_error(level, st->retry.log, 0,
+                  "registry redis \"%V\": sentinel %V %s%s%s, not told of "
+                  "failovers", &st->master, &l->sentinel->name, what,
+                  detail ? ": " : "", detail ? detail : "");
+
+    if (!l->retry.timer_set) {
+        ngx_add_timer(&l->retry, NGX_HTTP_REGISTRY_SENTINEL_RELISTEN);
+    }
+}
+
+
+static void
+ngx_http_registry_redis_relisten_handler(ngx_event_t *ev)
+{
+    ngx_http_registry_redis_listener_t  *l;
+
+    l = ev->data;
+
+    if (l->conn.ac == NULL && !ngx_http_registry_redis_sentinel.exiting) {
+        ngx_http_registry_redis_listen(l);
+    }
 }
 
 
