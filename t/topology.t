@@ -11,9 +11,9 @@
 #      failover time plus 2 s (the measured times are printed); a watch
 #      ends with the old master's subscriber, a new one follows the new
 #      master;
-#   2. the sentinel every worker was subscribed to killed; the killed
-#      Redis back as a replica, registry_redis_wait on: the new master
-#      killed too; while no replica can acknowledge, pushes get 503;
+#   2. a sentinel killed (the one each worker of the first nginx asks
+#      first); the killed Redis back as a replica, registry_redis_wait
+#      on: the new master killed too; while no replica can acknowledge, pushes get 503;
 #      once one is back they succeed again, and every push that was
 #      acknowledged is pullable from both nginx (digests compared).
 #
@@ -496,8 +496,8 @@ start_redis_node('a', 'b');
 wait_until(20, 'replication b -> a', sub { replica_up('a') });
 wait_until(30, 'the sentinels to see a as a replica', sub { topology_ready($redis{b}) });
 
-# the sentinel each worker of A asked first (and is subscribed to) dies:
-# the workers go on with the next one
+# the sentinel each worker of A asks first dies: the workers go on with
+# the others
 kill 'KILL', pid_of('sentinel0');
 wait_until(10, 'nginx to leave the dead sentinel', sub {
     $ngx[0]->error_log =~ /sentinel 127\.0\.0\.1:$sentinels[0] connection lost/
