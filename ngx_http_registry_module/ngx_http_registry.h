@@ -55,12 +55,13 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                   redis;         /* as written */
-    ngx_addr_t                 *redis_addr;    /* NULL for unix socket */
-    ngx_str_t                   redis_host;    /* IP, null-terminated */
-    ngx_int_t                   redis_port;
-    ngx_str_t                   redis_unix;    /* path, null-terminated */
+    ngx_str_t                   redis_master;  /* Sentinel: its name */
+    ngx_array_t                *redis_addrs;   /* the server, or the
+                                                  sentinels (..._addr_t) */
     ngx_msec_t                  redis_timeout;
     ngx_str_t                   redis_password; /* empty: no AUTH */
+    ngx_uint_t                  redis_wait;    /* replicas; 0: no WAIT */
+    ngx_msec_t                  redis_wait_timeout;
 
     ngx_http_registry_s3_conf_t s3;
 
@@ -188,6 +189,9 @@ struct ngx_http_registry_ctx_s {
 
     /* the last Redis reply; valid only while the step runs */
     redisReply                     *reply;
+    ngx_uint_t                      reply_conn; /* the connection it came
+                                                   on (redis.c) */
+    ngx_http_registry_step_pt       durable_next;
 
     /* the last S3 answer */
     ngx_http_registry_s3_result_t   s3;
@@ -206,6 +210,7 @@ struct ngx_http_registry_ctx_s {
     unsigned                        mount_denied:1; /* no pull on from */
     unsigned                        error_page:1;
     unsigned                        watch:1;    /* metrics: a watch */
+    unsigned                        durable:1;  /* WAIT said so */
 };
 
 
@@ -708,7 +713,11 @@ void ngx_http_registry_hash_digest(SHA256_CTX *sha, u_char *digest);
  * handlers: what follows a successful connect(2) (the command connection
  * sends PING, the subscriber turns on keepalive) and what a loss means
  * (the command connection reconnects, the subscriber tells its handler).
- * The server, from "registry_redis", is the same for both.
+ * The server, from "registry_redis", is the same for both: an address,
+ * or the master that Redis Sentinel names.  With Sentinel, a connection
+ * opened to a master that has since moved is dropped (a loss), and
+ * on_master, if set, runs when a connection may be opened at once: the
+ * master moved, or was not known when it was last tried.
  */
 typedef struct ngx_http_registry_redis_conn_s  ngx_http_registry_redis_conn_t;
 
@@ -726,18 +735,27 @@ struct ngx_http_registry_redis_conn_s {
 
     ngx_http_registry_redis_connect_pt   on_connect;
     ngx_http_registry_redis_lost_pt      on_lost;
+    ngx_http_registry_redis_connect_pt   on_master;
 
     const char                          *broken; /* why fail is posted */
+    ngx_uint_t                           master; /* which one it went to */
 
     unsigned                             ready:1; /* PING answered, or
                                                      subscribed */
+    unsigned                             sentinel:1;
+    unsigned                             waiting:1; /* for a master */
 };
+
+/* an address of "registry_redis": a Redis or a sentinel */
+typedef struct {
+    ngx_str_t                   name;          /* as written, for the log */
+    char                       *host;          /* an IP; NULL: path */
+    int                         port;
+    char                       *path;          /* unix socket */
+} ngx_http_registry_redis_addr_t;
 
 typedef struct {
     ngx_str_t                   name;          /* as written, for the log */
-    char                       *host;
-    int                         port;
-    char                       *path;          /* unix socket */
     ngx_str_t                   password;      /* empty: no AUTH */
     ngx_msec_t                  timeout;       /* connect, and commands */
     ngx_log_t                  *log;
@@ -746,13 +764,23 @@ typedef struct {
 
 extern ngx_http_registry_redis_server_t  ngx_http_registry_redis_server;
 
+char *ngx_http_registry_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_registry_redis_configure(ngx_cycle_t *cycle);
 void ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
     ngx_http_registry_redis_connect_pt on_connect,
     ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log);
-/* starts connecting; on failure nothing is left open, *detail says why */
+/*
+ * Starts connecting; on failure nothing is left open, *detail says why.
+ * NGX_DECLINED: no master known yet, the sentinels are being asked
+ * (on_master runs once one is).
+ */
 ngx_int_t ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
     const char **detail);
+/* to that address (a Redis or a sentinel) */
+ngx_int_t ngx_http_registry_redis_connect_to(
+    ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_addr_t *addr, const char **detail);
 /* gone: what it means is up to on_lost */
 void ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
     const char *what, const char *detail);
@@ -765,6 +793,25 @@ void ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
 void ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev);
 /* closed without reporting a loss */
 void ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn);
+
+/*
+ * Redis Sentinel (redis_sentinel.c): the master the connections go to
+ * when "registry_redis" names sentinels, and a subscription to each of
+ * them that tells of failovers.  ngx_http_registry_redis_master()
+ * returns it, or NULL when none is known yet (the sentinels are asked,
+ * conn->on_master runs once one is); ..._sentinel_check() asks again
+ * when conn was lost; ..._sentinel_watch() has conn dropped when the
+ * master moves.
+ */
+ngx_int_t ngx_http_registry_redis_sentinel_init(
+    ngx_http_registry_main_conf_t *mcf, ngx_cycle_t *cycle);
+void ngx_http_registry_redis_sentinel_exit(void);
+void ngx_http_registry_redis_sentinel_watch(
+    ngx_http_registry_redis_conn_t *conn);
+ngx_http_registry_redis_addr_t *ngx_http_registry_redis_master(
+    ngx_http_registry_redis_conn_t *conn);
+void ngx_http_registry_redis_sentinel_check(
+    ngx_http_registry_redis_conn_t *conn);
 
 /*
  * Redis (redis.c): one command connection per worker.
@@ -814,6 +861,19 @@ ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
 /* element i of an array reply (or the reply itself, i = -1), a string */
 ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
     ngx_str_t *s);
+/* the command connection's, as in ctx->reply_conn; 0: none is up */
+ngx_uint_t ngx_http_registry_redis_serial(void);
+
+/*
+ * Durability ("registry_redis_wait", redis_wait.c): a step that runs next
+ * once WAIT says that enough replicas have what the request wrote, else
+ * answers 503; next at once when the directive is off or WAIT said so
+ * already.
+ */
+char *ngx_http_registry_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_registry_redis_durable(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next);
 
 /*
  * Pub/sub (redis_sub.c): a second connection per worker, in subscribe

@@ -1,7 +1,7 @@
 
 /*
  * Manifests: GET, HEAD and DELETE of /v2/<name>/manifests/<ref>, and the
- * referrers API; PUT is in manifest_put.c.  Each operation is one EVAL of
+ * referrers API; PUT is in manifest_put.c.  Each operation is one FCALL of
  * a Lua script, so the keys it reads or changes are seen and changed
  * together, in one round trip.  Manifests are stored and served byte for
  * byte.

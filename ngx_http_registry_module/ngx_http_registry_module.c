@@ -18,8 +18,6 @@ static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_registry_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_registry_s3_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_registry_s3_location(ngx_conf_t *cf,
@@ -97,8 +95,15 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NULL },
 
     { ngx_string("registry_redis"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_registry_redis,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_registry_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_redis_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_registry_redis_wait,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -485,6 +490,15 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_registry_main_conf_t *mcf = conf;
 
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
+
+    /* WAIT holds the command connection, whose commands time out */
+    if (mcf->redis_wait && mcf->redis_wait_timeout >= mcf->redis_timeout) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"registry_redis_wait\" timeout must be shorter "
+                           "than \"registry_redis_timeout\"");
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_init_value(mcf->s3.redirect, 0);
     ngx_conf_init_value(mcf->s3.presign_expires, 300);
     ngx_conf_init_value(mcf->s3.stream, 1);
@@ -597,86 +611,6 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     mcf->enabled = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_registry_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_registry_main_conf_t *mcf = conf;
-
-    u_char      *p;
-    ngx_int_t    port;
-    ngx_str_t   *value, host;
-    ngx_addr_t   addr;
-
-    if (mcf->redis.len) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    mcf->redis = value[1];
-
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        if (value[1].len == 5) {
-            return "needs a socket path after \"unix:\"";
-        }
-
-        mcf->redis_unix.len = value[1].len - 5;
-        mcf->redis_unix.data = value[1].data + 5;
-        return NGX_CONF_OK;
-    }
-
-    /* an IP address: hiredis would resolve a name with blocking DNS */
-
-    host = value[1];
-    port = 6379;
-
-    p = ngx_strlchr(host.data, host.data + host.len, ']');
-    p = ngx_strlchr(p ? p : host.data, host.data + host.len, ':');
-
-    if (p != NULL && ngx_strlchr(p + 1, host.data + host.len, ':') == NULL) {
-        port = ngx_atoi(p + 1, host.data + host.len - p - 1);
-        if (port < 1 || port > 65535) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid port in registry_redis \"%V\"",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        host.len = p - host.data;
-    }
-
-    if (host.len > 2 && host.data[0] == '[') {
-        host.data++;
-        host.len -= 2;
-    }
-
-    if (ngx_parse_addr(cf->pool, &addr, host.data, host.len) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "registry_redis \"%V\" must be an IP address "
-                           "with an optional port, or unix:PATH",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    mcf->redis_addr = ngx_palloc(cf->pool, sizeof(ngx_addr_t));
-    if (mcf->redis_addr == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *mcf->redis_addr = addr;
-
-    mcf->redis_host.data = ngx_pnalloc(cf->pool, host.len + 1);
-    if (mcf->redis_host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    (void) ngx_cpystrn(mcf->redis_host.data, host.data, host.len + 1);
-    mcf->redis_host.len = host.len;
-    mcf->redis_port = port;
 
     return NGX_CONF_OK;
 }

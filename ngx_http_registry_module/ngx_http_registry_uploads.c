@@ -782,6 +782,11 @@ ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
     ngx_str_t                    location;
     ngx_http_registry_upload_t  *up;
 
+    if (!ctx->durable) {
+        return ngx_http_registry_redis_durable(r,
+                                         ngx_http_registry_upload_blob_created);
+    }
+
     if (ngx_http_registry_keyf(r->pool, &location, "/v2/%V/blobs/%V",
                                &ctx->repo, &ctx->digest)
         != NGX_OK

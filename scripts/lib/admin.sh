@@ -26,18 +26,32 @@
 # cached by nginx last up to registry_auth_cache's valid= (10 s).
 #
 # Redis: 127.0.0.1:$REGISTRY_REDIS_PORT (6379), or the unix socket
-# $REGISTRY_REDIS_SOCKET when set.  Its password, if any, in REDISCLI_AUTH
-# (else REGISTRY_REDIS_PASSWORD), which redis-cli reads from its
-# environment: never on the command line, where any local user sees it.
+# $REGISTRY_REDIS_SOCKET when set, or, when $REGISTRY_REDIS_SENTINELS
+# lists sentinels ("IP:port ..."), the master the first of them that
+# answers names for $REGISTRY_REDIS_MASTER (registry), asked at each
+# command.  Its password, if any, in REDISCLI_AUTH (else
+# REGISTRY_REDIS_PASSWORD; the sentinels' too), which redis-cli reads
+# from its environment: never on the command line, where any local user
+# sees it.
 
 ADMIN_PROJECT_ROLES="registry-viewer registry-editor system:image-builder registry-admin view edit admin"
 ADMIN_CLUSTER_ROLES="system:registry system:image-pruner self-provisioner cluster-admin"
 
 admin_redis() {
+    local s m=
     if [ -z "${REDISCLI_AUTH:-}" ] && [ -n "${REGISTRY_REDIS_PASSWORD:-}" ]; then
         export REDISCLI_AUTH=$REGISTRY_REDIS_PASSWORD
     fi
-    if [ -n "${REGISTRY_REDIS_SOCKET:-}" ]; then
+    if [ -n "${REGISTRY_REDIS_SENTINELS:-}" ]; then
+        for s in $REGISTRY_REDIS_SENTINELS; do
+            m=$(redis-cli -h "${s%:*}" -p "${s##*:}" sentinel get-master-addr-by-name \
+                "${REGISTRY_REDIS_MASTER:-registry}" 2>/dev/null | tr '\n' ' ') || true
+            case $m in [0-9]*' '[0-9]*' ') break ;; *) m= ;; esac
+        done
+        [ -n "$m" ] || { echo "no sentinel answers" >&2; return 1; }
+        m=${m% }
+        redis-cli -h "${m% *}" -p "${m#* }" "$@"
+    elif [ -n "${REGISTRY_REDIS_SOCKET:-}" ]; then
         redis-cli -s "$REGISTRY_REDIS_SOCKET" "$@"
     else
         redis-cli -h 127.0.0.1 -p "${REGISTRY_REDIS_PORT:-6379}" "$@"
@@ -45,15 +59,17 @@ admin_redis() {
 }
 
 admin_connect() {
-    local out
+    local out where
+    where=${REGISTRY_REDIS_SENTINELS:+the master named by the sentinels $REGISTRY_REDIS_SENTINELS}
+    where=${where:-${REGISTRY_REDIS_SOCKET:-127.0.0.1:${REGISTRY_REDIS_PORT:-6379}}}
     command -v redis-cli >/dev/null || die "redis-cli is missing (scripts/registry up installs it)"
     out=$(admin_redis ping 2>&1) || true
     case $out in
         PONG) ;;
         *NOAUTH*|*WRONGPASS*|*AUTH*)
-            die "Redis on ${REGISTRY_REDIS_SOCKET:-127.0.0.1:${REGISTRY_REDIS_PORT:-6379}} refused the password (REDISCLI_AUTH or REGISTRY_REDIS_PASSWORD): ${out%%$'\n'*}" ;;
+            die "Redis on $where refused the password (REDISCLI_AUTH or REGISTRY_REDIS_PASSWORD): ${out%%$'\n'*}" ;;
         *)
-            die "Redis does not answer on ${REGISTRY_REDIS_SOCKET:-127.0.0.1:${REGISTRY_REDIS_PORT:-6379}} (scripts/registry up)" ;;
+            die "Redis does not answer on $where (scripts/registry up): ${out%%$'\n'*}" ;;
     esac
 }
 
