@@ -18,12 +18,6 @@
 #include <openssl/sha.h>
 #include <jansson.h>
 
-/*
- * Chunked uploads keep the SHA256_CTX bytes between requests, which the
- * OpenSSL 3 low-level API still allows but marks deprecated.
- */
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-
 
 #define NGX_HTTP_REGISTRY_DIGEST_LEN   71   /* "sha256:" + 64 hex */
 #define NGX_HTTP_REGISTRY_S3_MIN_PART  (5 * 1024 * 1024)
@@ -33,56 +27,7 @@
 typedef struct ngx_http_registry_ctx_s  ngx_http_registry_ctx_t;
 
 
-/*
- * Redis layout (R = <project>/<image>, D = sha256:<hex>):
- *
- *   blob:D                 hash: size, key (S3 object key), created
- *   blob:D:links           set of R linking the blob (reverse index: a
- *                          collector deletes blobs with no links, found
- *                          through "blobs" without listing the bucket)
- *   blobs                  set of every committed D
- *   repo:R:blobs           set of D visible in R
- *   image:D                hash: body (manifest bytes), type, size,
- *                          artifactType, annotations (JSON), subject
- *   repo:R:manifests       set of manifest D in R
- *   repo:R:tags            hash: tag -> D
- *   repo:R:tagnames        zset (score 0) of tags, for lexical paging
- *   repo:R:referrers:D     set of manifest digests whose subject is D
- *   repos                  zset (score 0) of repositories, the catalog
- *   upload:ID              hash: repo, offset, sha (versioned
- *                          SHA256_CTX), mpu (S3 multipart id, from the
- *                          first part on), busy ("<token> <deadline>" of
- *                          the request writing parts, renewed while it
- *                          lives); expires
- *   upload:ID:etags        list of "<part number> <ETag>", parts 1..n
- *   upload:ID:tail         bytes not yet in a part (< 5 MiB)
- *   objects:pending        zset of S3 keys (data/ID) written or being
- *                          written and not (yet) a blob's, score: Redis
- *                          time of the last write begun; added before
- *                          S3 sees a byte, removed when the blob commits
- *                          or the object is deleted (a collector deletes
- *                          old entries with no blob and no upload:ID)
- *
- * Image streams and events (P = project, N = image, R = P/N):
- *
- *   image:D                also: object (the Image API object, JSON,
- *                          made at the first push of D)
- *   image:D:repos          set of R that pushed D (who may see the Image)
- *   images                 zset (score 0) of D with an Image object
- *   imagestream:R          the ImageStream API object (JSON), changed by
- *                          the same scripts as repo:R:tags, so that its
- *                          tags always are the tags list of R
- *   project:P:imagestreams zset (score 0) of the image streams N of P
- *   imagestreams:rv        counter: the last resourceVersion given
- *   imagestreams:log       stream of watch events, ID <rv>-0, fields p
- *                          (project) and e (the event), bounded by
- *                          registry_events_maxlen; each is also
- *                          PUBLISHed on channel "imagestreams" as
- *                          "<P> <rv> <event>"
- *   events                 stream of notifications: fields action,
- *                          repository, digest, tag, envelope (JSON in
- *                          distribution's format), bounded likewise
- */
+/* the keys in Redis, their owners and lifetimes: redis/KEYS.md */
 
 /*
  * A step of a request's state machine.  It runs when the operation it
@@ -110,12 +55,13 @@ typedef struct {
 
 typedef struct {
     ngx_str_t                   redis;         /* as written */
-    ngx_addr_t                 *redis_addr;    /* NULL for unix socket */
-    ngx_str_t                   redis_host;    /* IP, null-terminated */
-    ngx_int_t                   redis_port;
-    ngx_str_t                   redis_unix;    /* path, null-terminated */
+    ngx_str_t                   redis_master;  /* Sentinel: its name */
+    ngx_array_t                *redis_addrs;   /* the server, or the
+                                                  sentinels (..._addr_t) */
     ngx_msec_t                  redis_timeout;
     ngx_str_t                   redis_password; /* empty: no AUTH */
+    ngx_uint_t                  redis_wait;    /* replicas; 0: no WAIT */
+    ngx_msec_t                  redis_wait_timeout;
 
     ngx_http_registry_s3_conf_t s3;
 
@@ -134,6 +80,8 @@ typedef struct {
     ngx_msec_t                  watch_timeout;
     ngx_str_t                   public_host;    /* for references */
     ngx_flag_t                  enabled;        /* a registry location */
+    ngx_flag_t                  metrics;        /* a registry_metrics one */
+    ngx_shm_zone_t             *metrics_zone;
 
     /* streamed PUTs (stream.c); NULL: the endpoint is not an IP */
     ngx_addr_t                 *s3_addr;
@@ -157,7 +105,8 @@ typedef struct {
 #define NGX_HTTP_REGISTRY_HANDLER_REGISTRY    1
 #define NGX_HTTP_REGISTRY_HANDLER_HEALTH      2
 #define NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER  3
-#define NGX_HTTP_REGISTRY_HANDLER_GC          4
+#define NGX_HTTP_REGISTRY_HANDLER_METRICS     4
+#define NGX_HTTP_REGISTRY_HANDLER_GC          5
 
 
 /* what an S3 operation asks for */
@@ -218,6 +167,15 @@ enum {
 };
 
 
+/* a client body on its way in (body.c; stream.c when it goes to S3) */
+typedef struct {
+    SHA256_CTX                     *hash;      /* updated with it, if set */
+    off_t                           bytes;     /* seen by the filter */
+    unsigned                        reading:1;
+    unsigned                        starting:1; /* nginx's reader starts */
+} ngx_http_registry_body_t;
+
+
 struct ngx_http_registry_ctx_s {
     ngx_http_registry_step_pt       next;
 
@@ -238,34 +196,29 @@ struct ngx_http_registry_ctx_s {
 
     /* the last Redis reply; valid only while the step runs */
     redisReply                     *reply;
+    ngx_uint_t                      reply_conn; /* the connection it came
+                                                   on (redis.c) */
+    ngx_http_registry_step_pt       durable_next;
 
     /* the last S3 answer */
-    ngx_http_request_t             *s3_sr;
     ngx_http_registry_s3_result_t   s3;
     ngx_http_registry_s3_header_pt  s3_header;
-    ngx_uint_t                      s3_retries;
 
-    /* uploads */
-    ngx_str_t                       upload_id;
-    off_t                           offset;
-    SHA256_CTX                      sha;
-    ngx_str_t                       digest;
+    ngx_str_t                       digest;     /* of a blob */
 
     void                           *data;       /* per-handler state */
+    ngx_http_registry_body_t        body;
     void                           *stream;     /* stream.c's state */
     ngx_http_registry_step_pt       after;      /* quota.c: once checked */
-
-    off_t                           body_bytes;  /* seen by the filter */
 
     /* errors.c: nginx's own error page, sent as this instead */
     ngx_str_t                       error_body;
 
     unsigned                        auth_done:1;
     unsigned                        mount_denied:1; /* no pull on from */
-    unsigned                        reading_body:1;
-    unsigned                        body_starting:1;
-    unsigned                        hash_body:1;
     unsigned                        error_page:1;
+    unsigned                        watch:1;    /* metrics: a watch */
+    unsigned                        durable:1;  /* WAIT said so */
 };
 
 
@@ -306,9 +259,16 @@ typedef struct {
 extern ngx_module_t  ngx_http_registry_module;
 
 
-/* module core (module.c) */
+/*
+ * Module core (module.c).  ngx_http_registry_hold() keeps the request
+ * while something of ours may still use it, ngx_http_registry_release()
+ * gives that back (the request ends with the last hold); the content
+ * handlers hold it while a step is pending.
+ */
 ngx_http_registry_ctx_t *ngx_http_registry_get_ctx(ngx_http_request_t *r);
 void ngx_http_registry_resume(ngx_http_request_t *r);
+void ngx_http_registry_hold(ngx_http_request_t *r);
+void ngx_http_registry_release(ngx_http_request_t *r);
 ngx_uint_t ngx_http_registry_redirect(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_keyf(ngx_pool_t *pool, ngx_str_t *key,
     const char *fmt, ...);
@@ -352,6 +312,89 @@ ngx_int_t ngx_http_registry_api_status(ngx_http_request_t *r,
     ngx_uint_t status, const char *message);
 json_t *ngx_http_registry_api_status_json(ngx_uint_t status,
     const char *message);
+
+/*
+ * Metrics (metrics.c): counters, gauges and histograms in the shared
+ * memory zone that "registry_metrics" makes, summed over the workers of
+ * the instance when that location is asked (Prometheus' text format).
+ * Any file adds to them: an atomic add into its worker's own row, no
+ * lock; without "registry_metrics" nothing is kept.  label: the label
+ * value's index below (0 for a metric without labels).  Histograms take
+ * microseconds; ngx_http_registry_metrics_usec() is a monotonic clock
+ * (0 when metrics are off).  Requests, their durations, blob bytes and
+ * manifest pushes and pulls are counted by metrics.c's log handler.
+ */
+enum {
+    NGX_HTTP_REGISTRY_METRIC_HTTP_REQUESTS = 0,   /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_HTTP_DURATION,       /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_BLOB_RECEIVED,       /* bytes, metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_BLOB_SENT,           /* bytes, metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_MANIFEST_PUSHES,     /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_MANIFEST_PULLS,      /* metrics.c */
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_STARTED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_COMMITTED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_CANCELLED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_EXPIRED,
+    NGX_HTTP_REGISTRY_METRIC_UPLOADS_OPEN,        /* derived: none adds */
+    NGX_HTTP_REGISTRY_METRIC_S3_REQUESTS,         /* metrics_s3() */
+    NGX_HTTP_REGISTRY_METRIC_S3_DURATION,         /* metrics_s3() */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_COMMANDS,
+    NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,        /* _REDIS_ERROR_* */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_LOSSES,        /* _REDIS_CONN_* */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_RECONNECTS,    /* _REDIS_CONN_* */
+    NGX_HTTP_REGISTRY_METRIC_REDIS_DURATION,
+    NGX_HTTP_REGISTRY_METRIC_AUTH_DECISIONS,      /* _AUTH_* */
+    NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_HITS,
+    NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_MISSES,
+    NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_EVICTIONS,
+    NGX_HTTP_REGISTRY_METRIC_EVENTS,              /* EVENT_* - 1 */
+    NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DELIVERIES,
+    NGX_HTTP_REGISTRY_METRIC_WEBHOOK_RETRIES,
+    NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DROPS,
+    NGX_HTTP_REGISTRY_METRIC_GC_RUNS,
+    NGX_HTTP_REGISTRY_METRIC_GC_RECLAIMED_BYTES,
+    NGX_HTTP_REGISTRY_METRIC_GC_BLOBS_DELETED,
+    NGX_HTTP_REGISTRY_METRIC_WATCHES,             /* gauge: +1, -1 */
+    NGX_HTTP_REGISTRY_METRICS
+};
+
+/* labels: Redis errors, Redis connections, authorization outcomes */
+#define NGX_HTTP_REGISTRY_REDIS_ERROR_REPLY    0   /* -ERR ... */
+#define NGX_HTTP_REGISTRY_REDIS_NO_REPLY       1   /* timeout, loss */
+#define NGX_HTTP_REGISTRY_REDIS_NOT_CONNECTED  2   /* refused at once */
+#define NGX_HTTP_REGISTRY_REDIS_CONN_COMMAND   0
+#define NGX_HTTP_REGISTRY_REDIS_CONN_SUB       1
+#define NGX_HTTP_REGISTRY_AUTH_ALLOWED         0
+#define NGX_HTTP_REGISTRY_AUTH_UNAUTHORIZED    1
+#define NGX_HTTP_REGISTRY_AUTH_DENIED          2
+#define NGX_HTTP_REGISTRY_AUTH_UNAVAILABLE     3
+#define NGX_HTTP_REGISTRY_AUTH_ERROR           4
+
+/* S3 operations, for ngx_http_registry_metrics_s3() */
+enum {
+    NGX_HTTP_REGISTRY_S3_HEAD_BUCKET = 0,
+    NGX_HTTP_REGISTRY_S3_HEAD_OBJECT,
+    NGX_HTTP_REGISTRY_S3_GET_OBJECT,
+    NGX_HTTP_REGISTRY_S3_PUT_OBJECT,
+    NGX_HTTP_REGISTRY_S3_DELETE_OBJECT,
+    NGX_HTTP_REGISTRY_S3_CREATE_MULTIPART,
+    NGX_HTTP_REGISTRY_S3_UPLOAD_PART,
+    NGX_HTTP_REGISTRY_S3_COMPLETE_MULTIPART,
+    NGX_HTTP_REGISTRY_S3_ABORT_MULTIPART,
+    NGX_HTTP_REGISTRY_S3_OPS
+};
+
+ngx_int_t ngx_http_registry_metrics_init(ngx_conf_t *cf);
+void ngx_http_registry_metrics_init_worker(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_registry_metrics_handler(ngx_http_request_t *r);
+void ngx_http_registry_metrics_add(ngx_uint_t metric, ngx_uint_t label,
+    ngx_atomic_int_t n);
+void ngx_http_registry_metrics_observe(ngx_uint_t metric, ngx_uint_t label,
+    uint64_t usec);
+uint64_t ngx_http_registry_metrics_usec(void);
+/* an S3 request's outcome (status 0: no answer) and its duration */
+void ngx_http_registry_metrics_s3(ngx_uint_t op, ngx_uint_t status,
+    uint64_t start);
 
 /*
  * Authorization (auth.c): an access-phase handler for registry locations
@@ -428,19 +471,22 @@ ngx_int_t ngx_http_registry_catalog_handler(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
-/* /healthz (health.c): Redis answers PING, S3 answers HeadBucket */
+/*
+ * Health (health.c): readiness (/healthz, /readyz: Redis answers PING,
+ * S3 answers HeadBucket) and liveness (/livez: the worker answers).
+ */
 ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_registry_live_handler(ngx_http_request_t *r);
 
 /*
- * Blob uploads in three files: uploads.c (the route handlers and their
- * answers), upload_session.c (the session in Redis and the claim on
- * it), upload_store.c (the bytes to S3, and the commit that makes them
- * a blob).  A request's state is one ngx_http_registry_upload_t in
- * ctx->data; each operation that completes comes back to
- * ngx_http_registry_upload_drive(), which starts the next.
+ * Blob uploads in three files: uploads.c (the route handlers, their
+ * answers, and the state machine), upload_session.c (the session in
+ * Redis and the claim on it), upload_store.c (the bytes to S3, and the
+ * commit that makes them a blob).  A request's state is one
+ * ngx_http_registry_upload_t in ctx->data, whose state is the operation
+ * in flight: see ngx_http_registry_upload_next().
  */
 #define NGX_HTTP_REGISTRY_ID_LEN       32
-#define NGX_HTTP_REGISTRY_SHA_VERSION  '1'
 
 /* S3's largest part and object of a single PUT */
 #ifndef NGX_HTTP_REGISTRY_MAX_PART
@@ -451,7 +497,32 @@ ngx_int_t ngx_http_registry_health_handler(ngx_http_request_t *r);
 typedef struct ngx_http_registry_claim_s   ngx_http_registry_claim_t;
 typedef struct ngx_http_registry_upload_s  ngx_http_registry_upload_t;
 
+/* in the order they may follow one another, bar PEND before STREAM */
+typedef enum {
+    NGX_HTTP_REGISTRY_UPLOAD_START = 0,  /* loaded, or a monolithic push */
+    NGX_HTTP_REGISTRY_UPLOAD_BODY,       /* the body read and hashed */
+    NGX_HTTP_REGISTRY_UPLOAD_STREAM,     /* ... or streamed to S3 */
+    NGX_HTTP_REGISTRY_UPLOAD_EXISTS,     /* whether blob:D exists */
+    NGX_HTTP_REGISTRY_UPLOAD_CLAIM,      /* the session claimed */
+    NGX_HTTP_REGISTRY_UPLOAD_ETAGS,      /* the parts before ours */
+    NGX_HTTP_REGISTRY_UPLOAD_TAIL,       /* the tail's bytes */
+    NGX_HTTP_REGISTRY_UPLOAD_PEND,       /* the key in objects:pending */
+    NGX_HTTP_REGISTRY_UPLOAD_CREATE,     /* the multipart upload made */
+    NGX_HTTP_REGISTRY_UPLOAD_RECORD,     /* ... its id in the session */
+    NGX_HTTP_REGISTRY_UPLOAD_PART,       /* a part sent */
+    NGX_HTTP_REGISTRY_UPLOAD_PUT,        /* the blob in one PutObject */
+    NGX_HTTP_REGISTRY_UPLOAD_COMPLETE,   /* ... or its parts completed */
+    NGX_HTTP_REGISTRY_UPLOAD_ABORT,      /* ... or, as it exists, dropped */
+    NGX_HTTP_REGISTRY_UPLOAD_SAVE,       /* a PATCH's bytes committed */
+    NGX_HTTP_REGISTRY_UPLOAD_FINISH,     /* the blob linked */
+    NGX_HTTP_REGISTRY_UPLOAD_DELETE,     /* our object deleted */
+    NGX_HTTP_REGISTRY_UPLOAD_CANCEL,     /* a cancelled session's parts */
+    NGX_HTTP_REGISTRY_UPLOAD_DISCARD,    /* parts that none records */
+    NGX_HTTP_REGISTRY_UPLOAD_FORGET      /* the session deleted */
+} ngx_http_registry_upload_state_e;
+
 struct ngx_http_registry_upload_s {
+    ngx_http_registry_upload_state_e  state;
     ngx_http_request_t         *request;
     ngx_str_t                   id;
     ngx_str_t                   key;          /* the S3 object */
@@ -466,6 +537,7 @@ struct ngx_http_registry_upload_s {
     ngx_array_t                *committed;    /* parts before us, loaded */
     ngx_array_t                *parts;        /* the parts we sent */
     ngx_http_registry_step_pt   deleted;      /* after our object went */
+    SHA256_CTX                  sha;          /* of the blob so far */
 
     ngx_http_registry_claim_t  *claim;        /* while locked */
     ngx_event_t                 renew;        /* ticks while locked */
@@ -484,20 +556,22 @@ struct ngx_http_registry_upload_s {
     unsigned                    has_range:1;
     unsigned                    final:1;       /* PUT or monolithic */
     unsigned                    monolithic:1;  /* no session in Redis */
+    unsigned                    stream:1;      /* the body to S3 as it comes */
     unsigned                    locked:1;      /* the session is ours */
-    unsigned                    streaming:1;   /* claimed, to stream next */
-    unsigned                    checked:1;     /* existence known */
-    unsigned                    exists:1;
-    unsigned                    tail_loaded:1;
-    unsigned                    completed:1;
-    unsigned                    stored:1;      /* an object was written */
-    unsigned                    aborted:1;
-    unsigned                    aborting:1;    /* s3_done awaits an abort */
-    unsigned                    pending:1;     /* key in objects:pending */
+    unsigned                    exists:1;      /* blob:D, final only */
 };
 
-/* uploads.c: the answers, and the step every completion comes back to */
-ngx_int_t ngx_http_registry_upload_drive(ngx_http_request_t *r,
+/*
+ * uploads.c: the answers, and the state machine.  upload_go() starts the
+ * operation of a state (the one place up->state changes), upload_next()
+ * the one that follows the operation that has just succeeded;
+ * upload_cancel() ends the session (DELETE, a wrong digest).
+ */
+ngx_int_t ngx_http_registry_upload_next(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+ngx_int_t ngx_http_registry_upload_go(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_upload_state_e state);
+ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_upload_busy(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, redisReply *reply);
@@ -512,7 +586,7 @@ ngx_int_t ngx_http_registry_upload_unknown(ngx_http_request_t *r);
 /*
  * upload_session.c: create, load, mount and save run their script and
  * then next, with its reply in ctx->reply; pend and claim come back to
- * drive.
+ * ngx_http_registry_upload_next().
  */
 ngx_int_t ngx_http_registry_upload_new(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *id);
@@ -535,12 +609,12 @@ ngx_int_t ngx_http_registry_upload_save(ngx_http_request_t *r,
 ngx_int_t ngx_http_registry_upload_forget(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
-/* upload_store.c: each ends in drive, or in an answer */
-ngx_int_t ngx_http_registry_upload_send(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_upload_finish(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-ngx_int_t ngx_http_registry_upload_cancel(ngx_http_request_t *r,
+/*
+ * upload_store.c: the operation of up->state that is not the body's or
+ * the session's (EXISTS, ETAGS, TAIL, RECORD, FINISH, and those of S3);
+ * each ends in ngx_http_registry_upload_next(), or in an answer.
+ */
+ngx_int_t ngx_http_registry_upload_store(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
 /*
@@ -615,18 +689,28 @@ char *ngx_http_registry_event_webhook(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /*
  * Reads the client body (to memory or nginx's temp file, hashing it on
- * the way into ctx->sha when ctx->hash_body is set); then runs next.
+ * the way into ctx->body.hash when it is set); then runs next.
  * A body read, like every pending step, runs under the one hold the
  * content handler takes when it returns NGX_DONE: the hold nginx's body
- * reader takes is given back at once (ngx_http_registry_body_release()),
- * since nginx does not give it back when the read fails.
+ * reader takes is given back at once, since nginx does not give it back
+ * when the read fails.
  */
 ngx_int_t ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
-void ngx_http_registry_body_release(ngx_http_request_t *r);
 ngx_int_t ngx_http_registry_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
     size_t max);
+/*
+ * The SHA-256 of a body, kept between requests as hash_save() writes it
+ * (hash_load(): NGX_DECLINED when it is not such a state);
+ * hash_digest() writes "sha256:<hex>" (NGX_HTTP_REGISTRY_DIGEST_LEN
+ * bytes) of what was hashed so far.
+ */
+void ngx_http_registry_hash_init(SHA256_CTX *sha);
+ngx_int_t ngx_http_registry_hash_save(ngx_pool_t *pool, SHA256_CTX *sha,
+    ngx_str_t *out);
+ngx_int_t ngx_http_registry_hash_load(SHA256_CTX *sha, ngx_str_t *saved);
+void ngx_http_registry_hash_digest(SHA256_CTX *sha, u_char *digest);
 
 /*
  * One Redis connection driven by nginx's event loop (redis_conn.c), as
@@ -637,7 +721,11 @@ ngx_int_t ngx_http_registry_body_bytes(ngx_http_request_t *r, ngx_str_t *out,
  * handlers: what follows a successful connect(2) (the command connection
  * sends PING, the subscriber turns on keepalive) and what a loss means
  * (the command connection reconnects, the subscriber tells its handler).
- * The server, from "registry_redis", is the same for both.
+ * The server, from "registry_redis", is the same for both: an address,
+ * or the master that Redis Sentinel names.  With Sentinel, a connection
+ * opened to a master that has since moved is dropped (a loss), and
+ * on_master, if set, runs when a connection may be opened at once: the
+ * master moved, or was not known when it was last tried.
  */
 typedef struct ngx_http_registry_redis_conn_s  ngx_http_registry_redis_conn_t;
 
@@ -655,18 +743,27 @@ struct ngx_http_registry_redis_conn_s {
 
     ngx_http_registry_redis_connect_pt   on_connect;
     ngx_http_registry_redis_lost_pt      on_lost;
+    ngx_http_registry_redis_connect_pt   on_master;
 
     const char                          *broken; /* why fail is posted */
+    ngx_uint_t                           master; /* which one it went to */
 
     unsigned                             ready:1; /* PING answered, or
                                                      subscribed */
+    unsigned                             sentinel:1;
+    unsigned                             waiting:1; /* for a master */
 };
+
+/* an address of "registry_redis": a Redis or a sentinel */
+typedef struct {
+    ngx_str_t                   name;          /* as written, for the log */
+    char                       *host;          /* an IP; NULL: path */
+    int                         port;
+    char                       *path;          /* unix socket */
+} ngx_http_registry_redis_addr_t;
 
 typedef struct {
     ngx_str_t                   name;          /* as written, for the log */
-    char                       *host;
-    int                         port;
-    char                       *path;          /* unix socket */
     ngx_str_t                   password;      /* empty: no AUTH */
     ngx_msec_t                  timeout;       /* connect, and commands */
     ngx_log_t                  *log;
@@ -675,13 +772,23 @@ typedef struct {
 
 extern ngx_http_registry_redis_server_t  ngx_http_registry_redis_server;
 
+char *ngx_http_registry_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 ngx_int_t ngx_http_registry_redis_configure(ngx_cycle_t *cycle);
 void ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
     ngx_http_registry_redis_connect_pt on_connect,
     ngx_http_registry_redis_lost_pt on_lost, ngx_log_t *log);
-/* starts connecting; on failure nothing is left open, *detail says why */
+/*
+ * Starts connecting; on failure nothing is left open, *detail says why.
+ * NGX_DECLINED: no master known yet, the sentinels are being asked
+ * (on_master runs once one is).
+ */
 ngx_int_t ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
     const char **detail);
+/* to that address (a Redis or a sentinel) */
+ngx_int_t ngx_http_registry_redis_connect_to(
+    ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_addr_t *addr, const char **detail);
 /* gone: what it means is up to on_lost */
 void ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
     const char *what, const char *detail);
@@ -694,6 +801,25 @@ void ngx_http_registry_redis_fail(ngx_http_registry_redis_conn_t *conn,
 void ngx_http_registry_redis_connect_timer_handler(ngx_event_t *ev);
 /* closed without reporting a loss */
 void ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn);
+
+/*
+ * Redis Sentinel (redis_sentinel.c): the master the connections go to
+ * when "registry_redis" names sentinels, and a subscription to each of
+ * them that tells of failovers.  ngx_http_registry_redis_master()
+ * returns it, or NULL when none is known yet (the sentinels are asked,
+ * conn->on_master runs once one is); ..._sentinel_check() asks again
+ * when conn was lost; ..._sentinel_watch() has conn dropped when the
+ * master moves.
+ */
+ngx_int_t ngx_http_registry_redis_sentinel_init(
+    ngx_http_registry_main_conf_t *mcf, ngx_cycle_t *cycle);
+void ngx_http_registry_redis_sentinel_exit(void);
+void ngx_http_registry_redis_sentinel_watch(
+    ngx_http_registry_redis_conn_t *conn);
+ngx_http_registry_redis_addr_t *ngx_http_registry_redis_master(
+    ngx_http_registry_redis_conn_t *conn);
+void ngx_http_registry_redis_sentinel_check(
+    ngx_http_registry_redis_conn_t *conn);
 
 /*
  * Redis (redis.c): one command connection per worker.
@@ -743,6 +869,19 @@ ngx_int_t ngx_http_registry_call(ngx_http_request_t *r,
 /* element i of an array reply (or the reply itself, i = -1), a string */
 ngx_int_t ngx_http_registry_reply_str(redisReply *reply, ngx_uint_t i,
     ngx_str_t *s);
+/* the command connection's, as in ctx->reply_conn; 0: none is up */
+ngx_uint_t ngx_http_registry_redis_serial(void);
+
+/*
+ * Durability ("registry_redis_wait", redis_wait.c): a step that runs next
+ * once WAIT says that enough replicas have what the request wrote, else
+ * answers 503; next at once when the directive is off or WAIT said so
+ * already.
+ */
+char *ngx_http_registry_redis_wait(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_registry_redis_durable(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next);
 
 /*
  * Pub/sub (redis_sub.c): a second connection per worker, in subscribe
@@ -768,15 +907,16 @@ ngx_uint_t ngx_http_registry_redis_subscribed(void);
 
 /*
  * S3 (s3_request.c): signed subrequests into the internal proxy_pass
- * location.  ngx_http_registry_s3_request() starts the subrequest; when
- * it is done the answer is in ctx->s3 and ctx->next runs in the parent
- * request.
+ * location.  ngx_http_registry_s3_run(), S3's counterpart of
+ * ngx_http_registry_run(), makes op the operation a step waits for: it
+ * starts the subrequest, and when it is done the answer is in ctx->s3
+ * and next runs in the parent request.
  * With op->stream the response body is sent to the client: ctx->s3_header
  * runs first with the S3 status and must send the client's header (or
  * return an error, and the S3 body is dropped).
  */
-ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
+ngx_int_t ngx_http_registry_s3_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_http_registry_s3_op_t *op);
 ngx_int_t ngx_http_registry_s3_init(ngx_conf_t *cf);
 /* the date SigV4 signs, and a key's subrequest URI and signed URI */
 ngx_int_t ngx_http_registry_s3_date(ngx_pool_t *pool, ngx_str_t *date);
@@ -786,7 +926,7 @@ ngx_int_t ngx_http_registry_s3_uri(ngx_http_request_t *r, ngx_str_t *key,
 /*
  * A PutObject of the client body itself, sent to S3 while it arrives
  * (stream.c): the main request becomes an upstream request, the body is
- * hashed by body.c's filter on the way (ctx->body_bytes counts it).
+ * hashed by body.c's filter on the way (ctx->body.bytes counts it).
  * When S3 has answered, next runs with ctx->s3.status (and nothing else
  * of ctx->s3); a failure to reach S3 ends the request with nginx's 502
  * or 504.  Only when ngx_http_registry_s3_streamable() says so: an IP

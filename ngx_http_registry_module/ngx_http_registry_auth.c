@@ -65,6 +65,8 @@ static ngx_int_t ngx_http_registry_auth_ask(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_auth_decide(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_auth_t *a);
 static ngx_uint_t ngx_http_registry_auth_unavailable(ngx_uint_t status);
+static void ngx_http_registry_auth_count(ngx_http_registry_ctx_t *ctx,
+    ngx_uint_t status);
 static void ngx_http_registry_auth_outage(ngx_http_request_t *r,
     ngx_uint_t status);
 static ngx_int_t ngx_http_registry_auth_refuse(ngx_http_request_t *r,
@@ -75,7 +77,8 @@ static ngx_int_t ngx_http_registry_auth_push_header(ngx_http_request_t *sr,
     const char *name, ngx_str_t *value, ngx_table_elt_t **elt);
 static ngx_int_t ngx_http_registry_auth_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
-static void ngx_http_registry_auth_key(ngx_http_registry_auth_t *a);
+static ngx_int_t ngx_http_registry_auth_key(ngx_pool_t *pool,
+    ngx_http_registry_auth_t *a);
 static ngx_int_t ngx_http_registry_auth_user_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
@@ -246,6 +249,7 @@ ngx_http_registry_auth_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_DECLINED) {
+        ngx_http_registry_auth_count(ctx, NGX_HTTP_UNAUTHORIZED);
         return ngx_http_registry_auth_refuse(r, ctx, NGX_HTTP_UNAUTHORIZED);
     }
 
@@ -292,7 +296,9 @@ static ngx_int_t
 ngx_http_registry_auth_ask(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_auth_t *a)
 {
-    ngx_http_registry_auth_key(a);
+    if (ngx_http_registry_auth_key(r->pool, a) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     if (ngx_http_registry_auth_cache_get(r, a->key, &a->status, &a->user,
                                          &a->projects)
@@ -324,6 +330,8 @@ ngx_http_registry_auth_decide(ngx_http_request_t *r,
                                          &a->projects);
         ngx_http_registry_auth_outage(r, a->status);
     }
+
+    ngx_http_registry_auth_count(ctx, a->status);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry auth: %V on \"%V\": %ui%s",
@@ -396,6 +404,37 @@ ngx_http_registry_auth_unavailable(ngx_uint_t status)
     return status == NGX_HTTP_BAD_GATEWAY
            || status == NGX_HTTP_SERVICE_UNAVAILABLE
            || status == NGX_HTTP_GATEWAY_TIME_OUT;
+}
+
+
+/* a decision's outcome, for the metrics, as decide() acts on it */
+
+static void
+ngx_http_registry_auth_count(ngx_http_registry_ctx_t *ctx, ngx_uint_t status)
+{
+    ngx_uint_t  outcome;
+
+    if (status >= NGX_HTTP_OK && status < NGX_HTTP_SPECIAL_RESPONSE) {
+        outcome = NGX_HTTP_REGISTRY_AUTH_ALLOWED;
+
+    } else if (status == NGX_HTTP_UNAUTHORIZED
+               || (status == NGX_HTTP_FORBIDDEN
+                   && ctx->route == NGX_HTTP_REGISTRY_ROUTE_TOKEN))
+    {
+        outcome = NGX_HTTP_REGISTRY_AUTH_UNAUTHORIZED;
+
+    } else if (status == NGX_HTTP_FORBIDDEN) {
+        outcome = NGX_HTTP_REGISTRY_AUTH_DENIED;
+
+    } else if (ngx_http_registry_auth_unavailable(status)) {
+        outcome = NGX_HTTP_REGISTRY_AUTH_UNAVAILABLE;
+
+    } else {
+        outcome = NGX_HTTP_REGISTRY_AUTH_ERROR;
+    }
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_AUTH_DECISIONS,
+                                  outcome, 1);
 }
 
 
@@ -773,19 +812,24 @@ ngx_http_registry_auth_challenge(ngx_http_request_t *r,
 
 /* the cache key: SHA-256(token "\n" repository "\n" action) */
 
-static void
-ngx_http_registry_auth_key(ngx_http_registry_auth_t *a)
+static ngx_int_t
+ngx_http_registry_auth_key(ngx_pool_t *pool, ngx_http_registry_auth_t *a)
 {
-    SHA256_CTX  sha;
+    u_char     *p, *text;
+    ngx_str_t  *action;
 
-    SHA256_Init(&sha);
-    SHA256_Update(&sha, a->token.data, a->token.len);
-    SHA256_Update(&sha, "\n", 1);
-    SHA256_Update(&sha, a->repo.data, a->repo.len);
-    SHA256_Update(&sha, "\n", 1);
-    SHA256_Update(&sha, ngx_http_registry_auth_actions[a->action].data,
-                  ngx_http_registry_auth_actions[a->action].len);
-    SHA256_Final(a->key, &sha);
+    action = &ngx_http_registry_auth_actions[a->action];
+
+    text = ngx_pnalloc(pool, a->token.len + a->repo.len + action->len + 2);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(text, "%V\n%V\n%V", &a->token, &a->repo, action);
+
+    SHA256(text, p - text, a->key);
+
+    return NGX_OK;
 }
 
 

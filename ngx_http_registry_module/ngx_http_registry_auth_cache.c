@@ -205,6 +205,11 @@ ngx_http_registry_auth_cache_get(ngx_http_request_t *r, u_char *key,
 
     ngx_shmtx_unlock(&shpool->mutex);
 
+    ngx_http_registry_metrics_add(found
+                                  ? NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_HITS
+                                  : NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_MISSES,
+                                  0, 1);
+
     if (!found) {
         return NGX_DECLINED;
     }
@@ -240,7 +245,7 @@ ngx_http_registry_auth_cache_put(ngx_http_request_t *r, u_char *key,
     ngx_uint_t status, ngx_str_t *user, ngx_str_t *projects)
 {
     time_t                           now;
-    ngx_uint_t                       i, slot;
+    ngx_uint_t                       i, slot, evicted;
     ngx_slab_pool_t                 *shpool;
     ngx_http_registry_auth_entry_t  *e, *victim;
     ngx_http_registry_auth_table_t  *t;
@@ -289,6 +294,10 @@ ngx_http_registry_auth_cache_put(ngx_http_request_t *r, u_char *key,
         }
     }
 
+    /* a live decision of another key makes room */
+    evicted = (victim->expires > now
+               && ngx_memcmp(victim->key, key, SHA256_DIGEST_LENGTH) != 0);
+
     ngx_memcpy(victim->key, key, SHA256_DIGEST_LENGTH);
     victim->expires = now + mcf->auth_valid;
     victim->status = (uint16_t) status;
@@ -306,6 +315,11 @@ ngx_http_registry_auth_cache_put(ngx_http_request_t *r, u_char *key,
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    if (evicted) {
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_AUTH_CACHE_EVICTIONS, 0, 1);
+    }
 }
 
 

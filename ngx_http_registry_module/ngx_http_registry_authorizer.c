@@ -8,20 +8,9 @@
  * "anonymous", which the registry treats as no credentials.
  *
  * The default authorizer ("registry_authorizer"), backed by Redis, one
- * EVAL per decision, answering the access phase's subrequest (auth.c).
- * Layout (U = user, P = project, H = hex SHA-256 of a token; tokens
- * themselves are never stored):
- *
- *   auth:users              set of U
- *   auth:user:U             hash: created
- *   auth:user:U:tokens      set of H (revocation of all of U's tokens)
- *   auth:token:H            hash: user, sha (H again), created
- *   auth:projects           set of P
- *   auth:project:P          hash: public (1 or 0), created, creator
- *   auth:rb:P               set of U bound to a role in P
- *   auth:rb:P:U             set of U's roles in P
- *   auth:clusterroles:U     set of U's cluster roles
- *   auth:clusterusers       set of U with a cluster role
+ * call of the function authorize (redis/authorize.lua) per decision,
+ * answering the access phase's subrequest (auth.c).  Tokens are stored
+ * only as their SHA-256 (keys auth:*: redis/KEYS.md).
  *
  * Project roles: registry-viewer (pull), registry-editor and
  * system:image-builder (pull, push), registry-admin (pull, push,
@@ -241,8 +230,8 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
 {
     u_char                   *hex;
     ngx_int_t                 rc;
-    ngx_str_t                 token, action, args[3], *hash;
-    ngx_uint_t                i;
+    ngx_str_t                 token, action, project, args[7], *hash;
+    ngx_uint_t                i, nkeys;
     ngx_table_elt_t          *h;
     ngx_http_registry_ctx_t  *ctx;
     u_char                    digest[SHA256_DIGEST_LENGTH];
@@ -286,7 +275,7 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
 
     /* the project comes from the repository, which must be well formed */
 
-    ngx_str_set(&args[1], "");
+    ngx_str_set(&project, "");
 
     if (i == NGX_HTTP_REGISTRY_ACTION_PULL
         || i == NGX_HTTP_REGISTRY_ACTION_PUSH
@@ -301,8 +290,8 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
                                                        NULL, NULL);
         }
 
-        args[1].data = h->value.data;
-        args[1].len = ngx_strlchr(h->value.data,
+        project.data = h->value.data;
+        project.len = ngx_strlchr(h->value.data,
                                   h->value.data + h->value.len, '/')
                       - h->value.data;
     }
@@ -340,14 +329,39 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
         hash->len = ngx_hex_dump(hex, digest, SHA256_DIGEST_LENGTH) - hex;
     }
 
-    args[0] = *hash;
-    args[2] = action;
+    ngx_str_set(&args[0], "auth:users");
+    ngx_str_set(&args[1], "auth:projects");
+
+    if (ngx_http_registry_keyf(r->pool, &args[2], "auth:project:%V",
+                               &project)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[3], "auth:rb:%V", &project)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    nkeys = 4;
+
+    /* anonymous: no token, no fifth key */
+
+    if (hash->len) {
+        if (ngx_http_registry_keyf(r->pool, &args[4], "auth:token:%V", hash)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        nkeys = 5;
+    }
+
+    args[nkeys] = project;
+    args[nkeys + 1] = action;
 
     ctx->data = hash;
     ctx->next = ngx_http_registry_authorizer_done;
 
-    if (ngx_http_registry_fcall(r, "authorize", 0,
-                               args, 3)
+    if (ngx_http_registry_fcall(r, "authorize", nkeys, args, nkeys + 2)
         != NGX_OK)
     {
         ctx->next = NULL;
@@ -362,7 +376,7 @@ ngx_http_registry_authorizer_handler(ngx_http_request_t *r)
     }
 
     /* held until the reply finalizes the request */
-    r->main->count++;
+    ngx_http_registry_hold(r);
 
     return NGX_DONE;
 }

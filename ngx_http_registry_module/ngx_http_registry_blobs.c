@@ -32,11 +32,6 @@ static ngx_int_t ngx_http_registry_blob_deleted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 
 
-/* KEYS: repo:R:blobs, blob:D; ARGV: D */
-
-/* KEYS: repo:R:blobs, blob:D:links; ARGV: D, R */
-
-
 static ngx_str_t  ngx_http_registry_octet_stream =
     ngx_string("application/octet-stream");
 
@@ -184,14 +179,8 @@ ngx_http_registry_blob_found(ngx_http_request_t *r,
     }
 
     ctx->s3_header = ngx_http_registry_blob_s3_header;
-    ctx->next = ngx_http_registry_blob_sent;
 
-    if (ngx_http_registry_s3_request(r, ctx, &op) != NGX_OK) {
-        ctx->next = NULL;
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, ngx_http_registry_blob_sent, &op);
 }
 
 

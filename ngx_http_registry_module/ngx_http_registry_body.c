@@ -8,6 +8,17 @@
 #include "ngx_http_registry.h"
 
 
+/*
+ * An upload's SHA-256 state goes from request to request as the bytes
+ * of OpenSSL's SHA256_CTX, which OpenSSL 3 still allows but marks
+ * deprecated with the whole low-level SHA-256 API: this file alone uses
+ * it.  The saved state starts with a version of that format.
+ */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+#define NGX_HTTP_REGISTRY_SHA_VERSION  '1'
+
+
 static void ngx_http_registry_body_done(ngx_http_request_t *r);
 static ngx_int_t ngx_http_registry_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
@@ -23,9 +34,9 @@ ngx_http_registry_read_body(ngx_http_request_t *r,
     ngx_int_t  rc;
 
     ctx->next = next;
-    ctx->reading_body = 1;
-    ctx->body_starting = 1;
-    ctx->body_bytes = 0;
+    ctx->body.reading = 1;
+    ctx->body.starting = 1;
+    ctx->body.bytes = 0;
 
     /* blobs may be large: let nginx spool them to its temp files */
     r->request_body_in_file_only = 0;
@@ -36,40 +47,29 @@ ngx_http_registry_read_body(ngx_http_request_t *r,
 
     rc = ngx_http_read_client_request_body(r, ngx_http_registry_body_done);
 
-    ctx->body_starting = 0;
+    ctx->body.starting = 0;
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->next = NULL;
-        ctx->reading_body = 0;
+        ctx->body.reading = 0;
         return rc;
     }
 
-    ngx_http_registry_body_release(r);
+    /*
+     * nginx's reader holds the request until its post handler runs; but
+     * a read that fails (a bad chunk, a client gone) ends the request
+     * without it, and that hold would keep the connection open for good.
+     * It goes at once: the pending step's own hold keeps the request.
+     */
+    ngx_http_registry_release(r);
 
-    if (!ctx->reading_body) {
+    if (!ctx->body.reading) {
         /* read at once: body_done left the next step to us */
         ctx->next = NULL;
         return next(r, ctx);
     }
 
     return NGX_DONE;
-}
-
-
-/*
- * nginx's body reader holds the request (r->main->count++) until its
- * post handler finalizes it; but when the read fails (a bad chunk, a
- * client gone), nginx finalizes with the error and never calls the post
- * handler, so that hold would keep the connection open for good.  The
- * module's own hold (the content handler's, for whatever step is
- * pending) keeps the request: the reader's goes as soon as the read
- * started, whoever started it.
- */
-
-void
-ngx_http_registry_body_release(ngx_http_request_t *r)
-{
-    r->main->count--;
 }
 
 
@@ -80,13 +80,13 @@ ngx_http_registry_body_done(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (!ctx->reading_body) {
+    if (!ctx->body.reading) {
         return;
     }
 
-    ctx->reading_body = 0;
+    ctx->body.reading = 0;
 
-    if (ctx->body_starting) {
+    if (ctx->body.starting) {
         /* still inside ngx_http_read_client_request_body() */
         return;
     }
@@ -167,22 +167,77 @@ ngx_http_registry_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
 
-    if (ctx != NULL && ctx->reading_body && r == r->main) {
+    if (ctx != NULL && ctx->body.reading && r == r->main) {
 
         for (cl = in; cl; cl = cl->next) {
             b = cl->buf;
 
             if (ngx_buf_in_memory(b)) {
-                if (ctx->hash_body) {
-                    SHA256_Update(&ctx->sha, b->pos, b->last - b->pos);
+                if (ctx->body.hash) {
+                    SHA256_Update(ctx->body.hash, b->pos, b->last - b->pos);
                 }
 
-                ctx->body_bytes += b->last - b->pos;
+                ctx->body.bytes += b->last - b->pos;
             }
         }
     }
 
     return ngx_http_next_request_body_filter(r, in);
+}
+
+
+void
+ngx_http_registry_hash_init(SHA256_CTX *sha)
+{
+    SHA256_Init(sha);
+}
+
+
+ngx_int_t
+ngx_http_registry_hash_save(ngx_pool_t *pool, SHA256_CTX *sha,
+    ngx_str_t *out)
+{
+    out->len = 1 + sizeof(SHA256_CTX);
+    out->data = ngx_pnalloc(pool, out->len);
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data[0] = NGX_HTTP_REGISTRY_SHA_VERSION;
+    ngx_memcpy(out->data + 1, sha, sizeof(SHA256_CTX));
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_registry_hash_load(SHA256_CTX *sha, ngx_str_t *saved)
+{
+    if (saved->len != 1 + sizeof(SHA256_CTX)
+        || saved->data[0] != NGX_HTTP_REGISTRY_SHA_VERSION)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(sha, saved->data + 1, sizeof(SHA256_CTX));
+
+    return NGX_OK;
+}
+
+
+/* the state goes on: a copy is finalized */
+
+void
+ngx_http_registry_hash_digest(SHA256_CTX *sha, u_char *digest)
+{
+    u_char      hash[SHA256_DIGEST_LENGTH];
+    SHA256_CTX  final;
+
+    final = *sha;
+    SHA256_Final(hash, &final);
+
+    ngx_memcpy(digest, "sha256:", 7);
+    ngx_hex_dump(digest + 7, hash, SHA256_DIGEST_LENGTH);
 }
 
 

@@ -165,7 +165,7 @@ ngx_http_registry_event(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     cln->handler = ngx_http_registry_event_wait_cleanup;
     cln->data = wait;
 
-    r->main->count++;
+    ngx_http_registry_hold(r);
 }
 
 
@@ -235,7 +235,7 @@ ngx_http_registry_event_sized(redisReply *reply, void *data)
     ngx_free(wait);
 
     /* the hold taken above */
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_registry_release(r);
     ngx_http_run_posted_requests(c);
 }
 
@@ -292,6 +292,9 @@ ngx_http_registry_event_emit(ngx_http_request_t *r,
 
     ngx_memcpy(body.data, text, body.len);
     free(text);
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_EVENTS,
+                                  ev->action - 1, 1);
 
     if (mcf->events_maxlen) {
         if (ngx_http_registry_keyf(r->pool, &maxlen, "%ui",
@@ -367,6 +370,8 @@ ngx_http_registry_event_emit(ngx_http_request_t *r,
         cln->data = post;
 
         if (ngx_http_registry_webhook_post(post) != NGX_OK) {
+            ngx_http_registry_metrics_add(
+                NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DROPS, 0, 1);
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "registry: event not posted to \"%V\"",
                           &hooks[i].location);
@@ -699,6 +704,8 @@ ngx_http_registry_webhook_done(ngx_http_request_t *sr, void *data,
         t->answered = 1;
 
         if (status >= NGX_HTTP_OK && status < NGX_HTTP_SPECIAL_RESPONSE) {
+            ngx_http_registry_metrics_add(
+                NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DELIVERIES, 0, 1);
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, sr->connection->log, 0,
                            "registry webhook \"%V\" answered %ui",
                            &post->hook->location, status);
@@ -717,12 +724,17 @@ ngx_http_registry_webhook_done(ngx_http_request_t *sr, void *data,
                           &post->hook->location, status, post->attempt,
                           post->hook->attempts, delay);
 
+            ngx_http_registry_metrics_add(
+                NGX_HTTP_REGISTRY_METRIC_WEBHOOK_RETRIES, 0, 1);
+
             /* the main request is held until the retry is made */
 
-            post->request->main->count++;
+            ngx_http_registry_hold(post->request);
             ngx_add_timer(&post->retry, delay);
 
         } else {
+            ngx_http_registry_metrics_add(
+                NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DROPS, 0, 1);
             ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
                           "registry: webhook \"%V\" answered %ui, "
                           "event dropped after %ui attempts",
@@ -751,6 +763,8 @@ ngx_http_registry_webhook_retry(ngx_event_t *ev)
     c = r->connection;
 
     if (ngx_http_registry_webhook_post(post) != NGX_OK) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_WEBHOOK_DROPS,
+                                      0, 1);
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "registry: event not posted to \"%V\"",
                       &post->hook->location);
@@ -758,7 +772,7 @@ ngx_http_registry_webhook_retry(ngx_event_t *ev)
 
     /* the hold taken for the retry; the new subrequest holds r now */
 
-    ngx_http_finalize_request(r, NGX_DONE);
+    ngx_http_registry_release(r);
     ngx_http_run_posted_requests(c);
 }
 

@@ -670,12 +670,5 @@ ngx_http_registry_gc_s3(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     gc = ctx->data;
     gc->ops++;
 
-    ctx->next = next;
-
-    if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
-        ctx->next = NULL;
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, next, op);
 }

@@ -1,6 +1,10 @@
 
 /*
- * ngx_http_registry_module: /healthz, the location of "registry_health".
+ * ngx_http_registry_module: the locations of "registry_health", the
+ * Kubernetes way: readiness (/healthz, /readyz: Redis and S3 answer, so
+ * a load balancer takes the instance out while either is away) and
+ * liveness (/livez: the worker answers; restarting it would not bring
+ * Redis back).
  */
 
 
@@ -19,7 +23,7 @@ static ngx_str_t  ngx_http_registry_health_type =
     ngx_string("application/json");
 
 
-/* /healthz: Redis answers PING and S3 answers HEAD on the bucket */
+/* readiness: Redis answers PING and S3 answers HEAD on the bucket */
 
 ngx_int_t
 ngx_http_registry_health_handler(ngx_http_request_t *r)
@@ -44,7 +48,7 @@ ngx_http_registry_health_handler(ngx_http_request_t *r)
     rc = ngx_http_registry_health_redis(r, ctx);
 
     if (rc == NGX_DONE) {
-        r->main->count++;
+        ngx_http_registry_hold(r);
     }
 
     return rc;
@@ -81,13 +85,7 @@ ngx_http_registry_health_s3(ngx_http_request_t *r,
     ngx_memzero(&op, sizeof(ngx_http_registry_s3_op_t));
     ngx_str_set(&op.method, "HEAD");
 
-    ctx->next = ngx_http_registry_health_done;
-
-    if (ngx_http_registry_s3_request(r, ctx, &op) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, ngx_http_registry_health_done, &op);
 }
 
 
@@ -102,6 +100,30 @@ ngx_http_registry_health_done(ngx_http_request_t *r,
                       "registry: s3 health check answered %ui",
                       ctx->s3.status);
         return ngx_http_registry_unavailable(r, "s3: no answer");
+    }
+
+    return ngx_http_registry_send(r, NGX_HTTP_OK,
+                                  &ngx_http_registry_health_type,
+                                  ok, sizeof(ok) - 1);
+}
+
+
+/* liveness: asks nothing, so only a stuck or dead worker fails it */
+
+ngx_int_t
+ngx_http_registry_live_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    static u_char  ok[] = "{\"status\":\"ok\"}";
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     return ngx_http_registry_send(r, NGX_HTTP_OK,

@@ -5,12 +5,16 @@
  * A manifest pushed by tag moves the image stream <project>/<image>: a
  * new entry at the head of the tag's history (created, image,
  * dockerImageReference, generation, pushedBy), bounded by
- * registry_history_depth.  The ImageStream object is kept in Redis as
- * JSON by Lua functions (below) that run inside the very scripts that
- * change repo:R:tags (manifests.c), so the stream's tags are the tags
- * list of the repository at every moment.  Every change takes the next
- * resourceVersion, is appended to a bounded Redis stream (the watch log)
- * and PUBLISHed, all in the same script.
+ * registry_history_depth.  The stream is kept in Redis by the Lua
+ * helpers of redis/lib.lua (is_push, is_untag, is_forget), which run
+ * inside the very functions that change repo:R:tags (manifests.c), so
+ * the stream's tags are the tags list of the repository at every
+ * moment.  It is kept in parts, one per tag, so a push reads and
+ * writes one tag's history whatever the stream's size; the whole
+ * object is assembled when read.  Every change takes the next
+ * resourceVersion and its watch event (the stream's metadata and the
+ * one tag that changed) is appended to a bounded Redis stream (the
+ * watch log) and PUBLISHed, in the same function.
  *
  * Each manifest digest gets one Image object, made here at its first
  * push: layers, sizes and, for image manifests, the fields of the config
@@ -58,7 +62,8 @@ ngx_int_t
 ngx_http_registry_image_prepare(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
-    ngx_str_t                        args[3];
+    ngx_str_t                        args[4];
+    ngx_uint_t                       nkeys, nargs;
     ngx_http_registry_manifest_t    *m;
     ngx_http_registry_image_read_t  *rd;
 
@@ -72,9 +77,19 @@ ngx_http_registry_image_prepare(ngx_http_request_t *r,
     rd->next = next;
     m->image = rd;
 
-    args[0] = m->digest;
-    args[1] = ctx->repo;
-    ngx_str_set(&args[2], "");
+    if (ngx_http_registry_keyf(r->pool, &args[0], "image:%V", &m->digest)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[1], "repo:%V:blobs",
+                                  &ctx->repo)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* no config read: no blob:C, no C */
+
+    nkeys = 2;
+    nargs = 2;
 
     /* only an image's config says what users look at; artifacts' do not */
 
@@ -92,11 +107,20 @@ ngx_http_registry_image_prepare(ngx_http_request_t *r,
                                m->config.media_type.len)
                    == 0)))
     {
-        args[2] = m->config.digest;
+        if (ngx_http_registry_keyf(r->pool, &args[2], "blob:%V",
+                                   &m->config.digest)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        args[3] = m->config.digest;
+        nkeys = 3;
+        nargs = 4;
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_image_checked,
-                                 "image_check", 0, args, 3);
+                                 "image_check", nkeys, args, nargs);
 }
 
 
@@ -182,14 +206,7 @@ ngx_http_registry_image_read(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->next = ngx_http_registry_image_chunk;
-
-    if (ngx_http_registry_s3_request(r, ctx, &op) != NGX_OK) {
-        ctx->next = NULL;
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
+    return ngx_http_registry_s3_run(r, ngx_http_registry_image_chunk, &op);
 }
 
 

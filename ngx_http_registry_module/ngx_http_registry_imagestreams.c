@@ -194,18 +194,10 @@ ngx_int_t
 ngx_http_registry_api_stream_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t  key;
+    /* assembled from its parts by redis/lib.lua (is_whole) */
 
-    static ngx_str_t  get = ngx_string("GET");
-
-    if (ngx_http_registry_keyf(r->pool, &key, "imagestream:%V", &ctx->repo)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_call(r, ngx_http_registry_api_stream_got, 2,
-                                  &get, &key);
+    return ngx_http_registry_run(r, ngx_http_registry_api_stream_got,
+                                 "imagestream_get", 0, &ctx->repo, 1);
 }
 
 

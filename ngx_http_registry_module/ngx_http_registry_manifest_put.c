@@ -3,7 +3,7 @@
  * PUT /v2/<name>/manifests/<ref>: the body is read (4 MiB at most),
  * validated with jansson, hashed, made into an Image object
  * (ngx_http_registry_image_prepare()), then stored with its tag and the
- * image stream's move in one EVAL.
+ * image stream's move in one function call (redis/manifest_put.lua).
  */
 
 
@@ -593,7 +593,8 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
 
     ngx_http_registry_event(r, ctx, &ev);
 
-    return ngx_http_registry_manifest_created(r, ctx);
+    return ngx_http_registry_redis_durable(r,
+                                           ngx_http_registry_manifest_created);
 }
 
 

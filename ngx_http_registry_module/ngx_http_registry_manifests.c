@@ -1,7 +1,7 @@
 
 /*
  * Manifests: GET, HEAD and DELETE of /v2/<name>/manifests/<ref>, and the
- * referrers API; PUT is in manifest_put.c.  Each operation is one EVAL of
+ * referrers API; PUT is in manifest_put.c.  Each operation is one FCALL of
  * a Lua script, so the keys it reads or changes are seen and changed
  * together, in one round trip.  Manifests are stored and served byte for
  * byte.
@@ -100,28 +100,36 @@ static ngx_int_t
 ngx_http_registry_manifest_get(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t by_tag)
 {
-    ngx_str_t  args[4];
+    ngx_str_t  args[5];
 
-    args[0] = ctx->repo;
-    args[1] = ctx->reference;
+    if (ngx_http_registry_keyf(r->pool, &args[0], "repo:%V:tags",
+                               &ctx->repo)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[1], "repo:%V:manifests",
+                                  &ctx->repo)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    args[2] = ctx->reference;
 
     if (by_tag) {
-        ngx_str_set(&args[2], "t");
+        ngx_str_set(&args[3], "t");
 
     } else {
-        ngx_str_set(&args[2], "d");
+        ngx_str_set(&args[3], "d");
     }
 
     if (r->method == NGX_HTTP_HEAD) {
-        ngx_str_set(&args[3], "size");
+        ngx_str_set(&args[4], "size");
 
     } else {
-        ngx_str_set(&args[3], "body");
+        ngx_str_set(&args[4], "body");
     }
 
     return ngx_http_registry_run(r, ngx_http_registry_manifest_got,
-                                 "manifest_get", 0, args,
-                                 4);
+                                 "manifest_get", 2, args, 5);
 }
 
 
@@ -298,23 +306,27 @@ ngx_http_registry_referrers_handler(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_int_t   rc;
-    ngx_str_t   args[3];
+    ngx_str_t   args[2];
 
     if (ngx_http_registry_check_digest(&ctx->reference) != NGX_OK) {
         return ngx_http_registry_digest_error(r, &ctx->reference);
     }
 
-    args[0] = ctx->repo;
-    args[1] = ctx->reference;
+    if (ngx_http_registry_keyf(r->pool, &args[0], "repo:%V:referrers:%V",
+                               &ctx->repo, &ctx->reference)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
-    rc = ngx_http_registry_arg(r, "artifactType", &args[2]);
+    rc = ngx_http_registry_arg(r, "artifactType", &args[1]);
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
     if (rc == NGX_DECLINED) {
-        ngx_str_null(&args[2]);
+        ngx_str_null(&args[1]);
     }
 
     /* the filter is what the answer says it applied */
@@ -324,10 +336,10 @@ ngx_http_registry_referrers_handler(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    *(ngx_str_t *) ctx->data = args[2];
+    *(ngx_str_t *) ctx->data = args[1];
 
     return ngx_http_registry_run(r, ngx_http_registry_referrers_done,
-                                 "referrers", 0, args, 3);
+                                 "referrers", 1, args, 2);
 }
 
 

@@ -18,8 +18,6 @@ static char *ngx_http_registry_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_registry_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 static char *ngx_http_registry_s3_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_registry_s3_location(ngx_conf_t *cf,
@@ -48,11 +46,18 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       (void *) NGX_HTTP_REGISTRY_HANDLER_REGISTRY },
 
     { ngx_string("registry_health"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_registry,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       (void *) NGX_HTTP_REGISTRY_HANDLER_HEALTH },
+
+    { ngx_string("registry_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_registry,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      (void *) NGX_HTTP_REGISTRY_HANDLER_METRICS },
 
     { ngx_string("registry_authorizer"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -97,8 +102,15 @@ static ngx_command_t  ngx_http_registry_commands[] = {
       NULL },
 
     { ngx_string("registry_redis"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_http_registry_redis,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_registry_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("registry_redis_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_registry_redis_wait,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -306,14 +318,35 @@ ngx_http_registry_handler(ngx_http_request_t *r)
     rc = ngx_http_registry_route(r, ctx);
 
     if (rc == NGX_DONE) {
-        /*
-         * Held until the pending step (Redis, S3, the client body)
-         * finalizes the request: see ngx_http_registry_body_release()
-         */
-        r->main->count++;
+        ngx_http_registry_hold(r);
     }
 
     return rc;
+}
+
+
+/*
+ * nginx frees a request once every hold on it is given back.  A content
+ * handler that returns NGX_DONE takes one for its pending step (Redis,
+ * S3, the client body), which finalizing the request gives back; a wait
+ * that may outlive the step (an event's lookup, a webhook's retry) takes
+ * its own.  The hold nginx's body reader takes goes at once (body.c):
+ * nginx keeps it for good when the read fails.
+ */
+
+void
+ngx_http_registry_hold(ngx_http_request_t *r)
+{
+    r->main->count++;
+}
+
+
+/* a hold given back: the request ends here if it was the last */
+
+void
+ngx_http_registry_release(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, NGX_DONE);
 }
 
 
@@ -472,6 +505,15 @@ ngx_http_registry_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_registry_main_conf_t *mcf = conf;
 
     ngx_conf_init_msec_value(mcf->redis_timeout, 5000);
+
+    /* WAIT holds the command connection, whose commands time out */
+    if (mcf->redis_wait && mcf->redis_wait_timeout >= mcf->redis_timeout) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"registry_redis_wait\" timeout must be shorter "
+                           "than \"registry_redis_timeout\"");
+        return NGX_CONF_ERROR;
+    }
+
     ngx_conf_init_value(mcf->s3.redirect, 0);
     ngx_conf_init_value(mcf->s3.presign_expires, 300);
     ngx_conf_init_value(mcf->s3.stream, 1);
@@ -539,6 +581,7 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_registry_loc_conf_t *rlcf = conf;
 
+    ngx_str_t                      *value;
     ngx_http_core_loc_conf_t       *clcf;
     ngx_http_registry_main_conf_t  *mcf;
 
@@ -549,11 +592,30 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rlcf->handler = (ngx_uint_t) cmd->post;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_registry_module);
+    value = cf->args->elts;
 
     switch (rlcf->handler) {
 
     case NGX_HTTP_REGISTRY_HANDLER_HEALTH:
+        /* readiness (the default, /healthz) or liveness */
+
         clcf->handler = ngx_http_registry_health_handler;
+
+        if (cf->args->nelts == 2) {
+            if (ngx_strcmp(value[1].data, "live") == 0) {
+                clcf->handler = ngx_http_registry_live_handler;
+
+            } else if (ngx_strcmp(value[1].data, "ready") != 0) {
+                return "takes \"live\" or \"ready\"";
+            }
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_HANDLER_METRICS:
+        clcf->handler = ngx_http_registry_metrics_handler;
+        mcf->metrics = 1;
         break;
 
     case NGX_HTTP_REGISTRY_HANDLER_AUTHORIZER:
@@ -564,88 +626,7 @@ ngx_http_registry(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->handler = ngx_http_registry_handler;
     }
 
-    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_registry_module);
     mcf->enabled = 1;
-
-    return NGX_CONF_OK;
-}
-
-
-static char *
-ngx_http_registry_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_registry_main_conf_t *mcf = conf;
-
-    u_char      *p;
-    ngx_int_t    port;
-    ngx_str_t   *value, host;
-    ngx_addr_t   addr;
-
-    if (mcf->redis.len) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    mcf->redis = value[1];
-
-    if (ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        if (value[1].len == 5) {
-            return "needs a socket path after \"unix:\"";
-        }
-
-        mcf->redis_unix.len = value[1].len - 5;
-        mcf->redis_unix.data = value[1].data + 5;
-        return NGX_CONF_OK;
-    }
-
-    /* an IP address: hiredis would resolve a name with blocking DNS */
-
-    host = value[1];
-    port = 6379;
-
-    p = ngx_strlchr(host.data, host.data + host.len, ']');
-    p = ngx_strlchr(p ? p : host.data, host.data + host.len, ':');
-
-    if (p != NULL && ngx_strlchr(p + 1, host.data + host.len, ':') == NULL) {
-        port = ngx_atoi(p + 1, host.data + host.len - p - 1);
-        if (port < 1 || port > 65535) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid port in registry_redis \"%V\"",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        host.len = p - host.data;
-    }
-
-    if (host.len > 2 && host.data[0] == '[') {
-        host.data++;
-        host.len -= 2;
-    }
-
-    if (ngx_parse_addr(cf->pool, &addr, host.data, host.len) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "registry_redis \"%V\" must be an IP address "
-                           "with an optional port, or unix:PATH",
-                           &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    mcf->redis_addr = ngx_palloc(cf->pool, sizeof(ngx_addr_t));
-    if (mcf->redis_addr == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    *mcf->redis_addr = addr;
-
-    mcf->redis_host.data = ngx_pnalloc(cf->pool, host.len + 1);
-    if (mcf->redis_host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    (void) ngx_cpystrn(mcf->redis_host.data, host.data, host.len + 1);
-    mcf->redis_host.len = host.len;
-    mcf->redis_port = port;
 
     return NGX_CONF_OK;
 }
@@ -760,7 +741,8 @@ ngx_http_registry_postconfiguration(ngx_conf_t *cf)
     }
 
     /* errors.c's filters first: stream.c's swallow S3's pages before */
-    if (ngx_http_registry_body_init(cf) != NGX_OK
+    if (ngx_http_registry_metrics_init(cf) != NGX_OK
+        || ngx_http_registry_body_init(cf) != NGX_OK
         || ngx_http_registry_auth_init(cf) != NGX_OK
         || ngx_http_registry_errors_init(cf) != NGX_OK
         || ngx_http_registry_stream_init(cf) != NGX_OK
@@ -783,6 +765,8 @@ ngx_http_registry_init_process(ngx_cycle_t *cycle)
     if (mcf == NULL || !mcf->enabled) {
         return NGX_OK;
     }
+
+    ngx_http_registry_metrics_init_worker(cycle);
 
     if (ngx_http_registry_redis_init_worker(cycle) != NGX_OK
         || ngx_http_registry_gc_init_worker(cycle) != NGX_OK)

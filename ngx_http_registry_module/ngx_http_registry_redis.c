@@ -2,11 +2,12 @@
 /*
  * ngx_http_registry_module: the Redis client.  The worker's command
  * connection (a connection of redis_conn.c, up once Redis answers a
- * PING, opened again after a backoff when lost), the commands in flight
- * on it with their timeout, and the functions of the library "registry"
- * (redis/NAME.lua) called through it, loaded on every connect.  The subscriber of the
- * watches is a connection of its own (redis_sub.c): a connection in
- * subscribe mode takes no other command.
+ * PING, opened again after a backoff when lost, at once when Sentinel
+ * names a new master), the commands in flight on it with their timeout,
+ * and the functions of the library "registry" (redis/NAME.lua) called
+ * through it, loaded on every connect (a master just promoted has them
+ * too).  The subscriber of the watches is a connection of its own
+ * (redis_sub.c): a connection in subscribe mode takes no other command.
  */
 
 
@@ -35,6 +36,7 @@
 typedef struct {
     ngx_queue_t                      queue;     /* oldest first */
     ngx_msec_t                       start;
+    uint64_t                         sent;      /* for the metrics */
 
     ngx_http_request_t              *request;   /* NULL once r is freed */
     ngx_pool_cleanup_t              *cleanup;   /* valid while request */
@@ -55,6 +57,8 @@ typedef struct {
 
     ngx_msec_t                       backoff;
 
+    ngx_uint_t                       serial;    /* of the connection */
+
     unsigned                         failed:1;  /* the loss was logged */
     unsigned                         exiting:1;
 } ngx_http_registry_redis_t;
@@ -67,6 +71,8 @@ static ngx_http_registry_redis_cmd_t *ngx_http_registry_redis_cmd_create(
 static ngx_int_t ngx_http_registry_redis_cmd_queued(
     ngx_http_registry_redis_cmd_t *cmd, int rc);
 static void ngx_http_registry_redis_cmd_cleanup(void *data);
+static void ngx_http_registry_redis_count(ngx_http_registry_redis_cmd_t *cmd,
+    redisReply *reply);
 static void ngx_http_registry_redis_reply(redisAsyncContext *ac,
     void *reply, void *data);
 static const char **ngx_http_registry_fcall_argv(ngx_pool_t *pool,
@@ -76,6 +82,8 @@ static void ngx_http_registry_redis_loaded(redisAsyncContext *ac,
     void *reply, void *data);
 
 static void ngx_http_registry_redis_connect(void);
+static void ngx_http_registry_redis_moved(
+    ngx_http_registry_redis_conn_t *conn);
 static void ngx_http_registry_redis_ping(
     ngx_http_registry_redis_conn_t *conn);
 static void ngx_http_registry_redis_ping_handler(redisAsyncContext *ac,
@@ -92,6 +100,7 @@ static ngx_http_registry_redis_t  ngx_http_registry_redis_state;
 ngx_int_t
 ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
 {
+    ngx_int_t                   rc;
     ngx_http_registry_redis_t  *rs;
 
     rs = &ngx_http_registry_redis_state;
@@ -99,8 +108,10 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
     ngx_memzero(rs, sizeof(ngx_http_registry_redis_t));
     ngx_queue_init(&rs->pending);
 
-    if (ngx_http_registry_redis_configure(cycle) != NGX_OK) {
-        return NGX_OK;
+    rc = ngx_http_registry_redis_configure(cycle);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? NGX_OK : NGX_ERROR;
     }
 
     rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
@@ -113,6 +124,7 @@ ngx_http_registry_redis_init_worker(ngx_cycle_t *cycle)
     /* once connected, the connect timer times the commands */
 
     rs->conn.timer.handler = ngx_http_registry_redis_timer_handler;
+    rs->conn.on_master = ngx_http_registry_redis_moved;
 
     /* waiting to reconnect must not hold back a graceful shutdown */
 
@@ -168,6 +180,8 @@ ngx_http_registry_redis_exit_worker(ngx_cycle_t *cycle)
     /* frees the pending commands and, via the cleanup hook, the connection */
 
     ngx_http_registry_redis_close(&rs->conn);
+
+    ngx_http_registry_redis_sentinel_exit();
 }
 
 
@@ -213,6 +227,9 @@ ngx_http_registry_redis_command(ngx_http_request_t *r, int argc,
 #endif
 
     if (!ngx_http_registry_redis_accepting(rs)) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_NOT_CONNECTED,
+                                      1);
         return NGX_ERROR;
     }
 
@@ -241,6 +258,9 @@ ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt handler,
     srv = &ngx_http_registry_redis_server;
 
     if (!ngx_http_registry_redis_accepting(rs)) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_NOT_CONNECTED,
+                                      1);
         return NGX_ERROR;
     }
 
@@ -412,6 +432,22 @@ ngx_http_registry_call(ngx_http_request_t *r, ngx_http_registry_step_pt next,
 }
 
 
+/*
+ * Which connection a reply came on (ctx->reply_conn): 0 when none is up.
+ * A WAIT (redis_wait.c) vouches only for writes of the same connection.
+ */
+
+ngx_uint_t
+ngx_http_registry_redis_serial(void)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    return rs->conn.ready ? rs->serial : 0;
+}
+
+
 /* element i of an array reply (or the reply itself, i = -1) as a string */
 
 ngx_int_t
@@ -513,7 +549,11 @@ ngx_http_registry_redis_cmd_queued(ngx_http_registry_redis_cmd_t *cmd,
     }
 
     cmd->start = ngx_current_msec;
+    cmd->sent = ngx_http_registry_metrics_usec();
     ngx_queue_insert_tail(&rs->pending, &cmd->queue);
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_COMMANDS, 0,
+                                  1);
 
     /*
      * Armed for the oldest command only; on expiry the handler moves it
@@ -542,12 +582,36 @@ ngx_http_registry_redis_cmd_cleanup(void *data)
 }
 
 
+/* a command's end, for the metrics: its round trip, or why it failed */
+
+static void
+ngx_http_registry_redis_count(ngx_http_registry_redis_cmd_t *cmd,
+    redisReply *reply)
+{
+    if (reply == NULL) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_NO_REPLY, 1);
+        return;
+    }
+
+    ngx_http_registry_metrics_observe(NGX_HTTP_REGISTRY_METRIC_REDIS_DURATION,
+                                   0, ngx_http_registry_metrics_usec()
+                                      - cmd->sent);
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_ERRORS,
+                                      NGX_HTTP_REGISTRY_REDIS_ERROR_REPLY, 1);
+    }
+}
+
+
 static void
 ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 {
     ngx_http_registry_redis_cmd_t  *cmd = data;
 
     void                           *hdata;
+    redisReply                     *rr;
     ngx_connection_t               *c;
     ngx_http_request_t             *r;
     ngx_http_registry_ctx_t        *ctx;
@@ -558,7 +622,11 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 
     ngx_queue_remove(&cmd->queue);
 
-    if (reply == NULL) {
+    ngx_http_registry_redis_count(cmd, reply);
+
+    rr = reply;
+
+    if (rr == NULL) {
 
         /*
          * hiredis runs the callbacks of a broken connection before its
@@ -573,6 +641,22 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
                                          ac->err ? ac->errstr : NULL);
         }
 
+    } else if (rr->type == REDIS_REPLY_ERROR && rr->len >= 8
+               && ngx_strncmp(rr->str, "READONLY", 8) == 0)
+    {
+        /*
+         * The master became a replica (a failover): the write is not
+         * done, the request gets 503 as for a loss, and the connection
+         * goes to whichever master the sentinels name now.
+         */
+
+        if (ac == rs->conn.ac) {
+            ngx_http_registry_redis_fail(&rs->conn,
+                                         "is a replica now (READONLY)");
+        }
+
+        reply = NULL;
+
     } else {
         if (ngx_queue_empty(&rs->pending) && rs->conn.timer.timer_set) {
             ngx_del_timer(&rs->conn.timer);
@@ -580,9 +664,8 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 
         /* flushed behind our back: a new connection loads them again */
 
-        if (((redisReply *) reply)->type == REDIS_REPLY_ERROR
-            && ngx_strncmp(((redisReply *) reply)->str,
-                           "ERR Function not found", 22) == 0
+        if (rr->type == REDIS_REPLY_ERROR
+            && ngx_strncmp(rr->str, "ERR Function not found", 22) == 0
             && ac == rs->conn.ac && rs->conn.broken == NULL)
         {
             ngx_http_registry_redis_fail(&rs->conn,
@@ -626,6 +709,7 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
     ngx_http_set_log_request(c->log, r);
 
     ctx->reply = reply;
+    ctx->reply_conn = rs->serial;
 
     ngx_http_registry_resume(r);
 
@@ -651,6 +735,7 @@ ngx_http_registry_redis_reply(redisAsyncContext *ac, void *reply, void *data)
 static void
 ngx_http_registry_redis_connect(void)
 {
+    ngx_int_t                          rc;
     const char                        *detail;
     ngx_http_registry_redis_t         *rs;
     ngx_http_registry_redis_server_t  *srv;
@@ -661,9 +746,38 @@ ngx_http_registry_redis_connect(void)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, srv->log, 0,
                    "registry redis connect to \"%V\"", &srv->name);
 
-    if (ngx_http_registry_redis_open(&rs->conn, &detail) != NGX_OK) {
+    rs->serial++;
+
+    rc = ngx_http_registry_redis_open(&rs->conn, &detail);
+
+    /* NGX_DECLINED: the sentinels are asked, ..._moved() follows */
+
+    if (rc == NGX_ERROR) {
         ngx_http_registry_redis_lost(&rs->conn, "connect failed", detail);
     }
+}
+
+
+/* Sentinel named a new master, or the one it waited for: go now */
+
+static void
+ngx_http_registry_redis_moved(ngx_http_registry_redis_conn_t *conn)
+{
+    ngx_http_registry_redis_t  *rs;
+
+    rs = &ngx_http_registry_redis_state;
+
+    if (rs->exiting) {
+        return;
+    }
+
+    if (rs->reconnect.timer_set) {
+        ngx_del_timer(&rs->reconnect);
+    }
+
+    rs->backoff = NGX_HTTP_REGISTRY_REDIS_BACKOFF_MIN;
+
+    ngx_http_registry_redis_connect();
 }
 
 
@@ -787,6 +901,9 @@ ngx_http_registry_redis_ping_handler(redisAsyncContext *ac, void *reply,
 
     if (rs->failed) {
         rs->failed = 0;
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_REDIS_RECONNECTS,
+            NGX_HTTP_REGISTRY_REDIS_CONN_COMMAND, 1);
         ngx_log_error(NGX_LOG_NOTICE, srv->log, 0,
                       "registry redis \"%V\" connection restored",
                       &srv->name);
@@ -813,6 +930,12 @@ ngx_http_registry_redis_outage(ngx_http_registry_redis_conn_t *conn,
 
     rs = &ngx_http_registry_redis_state;
     srv = &ngx_http_registry_redis_server;
+
+    if (!rs->failed && !rs->exiting) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_LOSSES,
+                                      NGX_HTTP_REGISTRY_REDIS_CONN_COMMAND,
+                                      1);
+    }
 
     level = rs->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
     rs->failed = 1;

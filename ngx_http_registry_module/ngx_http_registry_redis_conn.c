@@ -2,7 +2,8 @@
 /*
  * ngx_http_registry_module: one hiredis 0.14 asynchronous connection to
  * the Redis server, driven by nginx's event loop, as the command
- * connection (redis.c) and the subscriber (redis_sub.c) both have it.
+ * connection (redis.c) and the subscriber (redis_sub.c) both have it;
+ * and the "registry_redis" directive.
  *
  * The hiredis socket is wrapped in an ngx_connection_t whose read and
  * write handlers call redisAsyncHandleRead() and redisAsyncHandleWrite().
@@ -10,6 +11,10 @@
  * connect is non-blocking and the address is an IP or a unix socket
  * path, never a name to resolve.  With a password, AUTH is the first
  * command of the connection.
+ *
+ * With Redis Sentinel (redis_sentinel.c), connections go to the master
+ * named last and send ROLE right after AUTH: one whose answer is not
+ * "master" is dropped.  A loss makes the sentinels be asked again.
  */
 
 
@@ -22,9 +27,15 @@
 
 
 #define NGX_HTTP_REGISTRY_REDIS_TIMEOUT      5000
+#define NGX_HTTP_REGISTRY_REDIS_PORT         6379
+#define NGX_HTTP_REGISTRY_SENTINEL_PORT      26379
 
 
+static char *ngx_http_registry_redis_parse(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_int_t port, ngx_http_registry_redis_addr_t *addr);
 static void ngx_http_registry_redis_auth_handler(redisAsyncContext *ac,
+    void *reply, void *data);
+static void ngx_http_registry_redis_role_handler(redisAsyncContext *ac,
     void *reply, void *data);
 static void ngx_http_registry_redis_connect_handler(
     const redisAsyncContext *ac, int status);
@@ -48,18 +59,165 @@ static void ngx_http_registry_redis_cleanup(void *data);
 
 ngx_http_registry_redis_server_t  ngx_http_registry_redis_server;
 
+/* where connections go; NULL: to the master the sentinels name */
+static ngx_http_registry_redis_addr_t  *ngx_http_registry_redis_addr;
 
-/* the worker's server, from "registry_redis"; NGX_DECLINED: none */
+
+/*
+ * registry_redis IP[:port] | unix:PATH | sentinel=NAME IP[:port]...
+ *
+ * Addresses only: hiredis would resolve a name with blocking DNS.
+ */
+
+char *
+ngx_http_registry_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_registry_main_conf_t *mcf = conf;
+
+    ngx_str_t                       *value;
+    ngx_uint_t                       i;
+    ngx_http_registry_redis_addr_t  *addr;
+
+    if (mcf->redis.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    mcf->redis = value[1];
+
+    if (value[1].len > 9
+        && ngx_strncmp(value[1].data, "sentinel=", 9) == 0)
+    {
+        if (cf->args->nelts < 3) {
+            return "needs at least one sentinel address after "
+                   "\"sentinel=NAME\"";
+        }
+
+        mcf->redis_master.data = value[1].data + 9;
+        mcf->redis_master.len = value[1].len - 9;
+        mcf->redis.data += 9;
+        mcf->redis.len -= 9;
+        i = 2;
+
+    } else if (cf->args->nelts > 2) {
+        return "takes one address, or \"sentinel=NAME\" and sentinels";
+
+    } else {
+        i = 1;
+    }
+
+    mcf->redis_addrs = ngx_array_create(cf->pool, cf->args->nelts - i,
+                                    sizeof(ngx_http_registry_redis_addr_t));
+    if (mcf->redis_addrs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+        addr = ngx_array_push(mcf->redis_addrs);
+        if (addr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_registry_redis_parse(cf, &value[i],
+                                          mcf->redis_master.len
+                                          ? NGX_HTTP_REGISTRY_SENTINEL_PORT
+                                          : NGX_HTTP_REGISTRY_REDIS_PORT,
+                                          addr)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        if (addr->path && mcf->redis_master.len) {
+            return "takes sentinels by IP address and port only";
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_registry_redis_parse(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_int_t port, ngx_http_registry_redis_addr_t *addr)
+{
+    u_char      *p;
+    ngx_str_t    host;
+    ngx_addr_t   a;
+
+    ngx_memzero(addr, sizeof(ngx_http_registry_redis_addr_t));
+    addr->name = *value;
+
+    if (ngx_strncmp(value->data, "unix:", 5) == 0) {
+        if (value->len == 5) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "registry_redis needs a socket path after "
+                               "\"unix:\"");
+            return NGX_CONF_ERROR;
+        }
+
+        /* the arguments are null-terminated */
+        addr->path = (char *) value->data + 5;
+        return NGX_CONF_OK;
+    }
+
+    host = *value;
+
+    p = ngx_strlchr(host.data, host.data + host.len, ']');
+    p = ngx_strlchr(p ? p : host.data, host.data + host.len, ':');
+
+    if (p != NULL && ngx_strlchr(p + 1, host.data + host.len, ':') == NULL) {
+        port = ngx_atoi(p + 1, host.data + host.len - p - 1);
+        if (port < 1 || port > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid port in registry_redis \"%V\"",
+                               value);
+            return NGX_CONF_ERROR;
+        }
+
+        host.len = p - host.data;
+    }
+
+    if (host.len > 2 && host.data[0] == '[') {
+        host.data++;
+        host.len -= 2;
+    }
+
+    if (ngx_parse_addr(cf->pool, &a, host.data, host.len) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "registry_redis \"%V\" must be an IP address "
+                           "with an optional port, or unix:PATH", value);
+        return NGX_CONF_ERROR;
+    }
+
+    addr->host = ngx_pnalloc(cf->pool, host.len + 1);
+    if (addr->host == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn((u_char *) addr->host, host.data, host.len + 1);
+    addr->port = (int) port;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The worker's server, from "registry_redis"; NGX_DECLINED: none,
+ * NGX_ERROR: no memory.
+ */
 
 ngx_int_t
 ngx_http_registry_redis_configure(ngx_cycle_t *cycle)
 {
-    ngx_http_registry_redis_server_t  *rs;
     ngx_http_registry_main_conf_t     *mcf;
+    ngx_http_registry_redis_server_t  *rs;
 
     rs = &ngx_http_registry_redis_server;
 
     ngx_memzero(rs, sizeof(ngx_http_registry_redis_server_t));
+    ngx_http_registry_redis_addr = NULL;
 
     /* the cache manager and loader have no use for Redis */
 
@@ -71,18 +229,9 @@ ngx_http_registry_redis_configure(ngx_cycle_t *cycle)
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle,
                                               ngx_http_registry_module);
-    if (mcf == NULL) {
-        return NGX_DECLINED;
-    }
-
-    if (mcf->redis_addr != NULL && mcf->redis_host.len) {
-        rs->host = (char *) mcf->redis_host.data;
-        rs->port = (int) mcf->redis_port;
-
-    } else if (mcf->redis_unix.len) {
-        rs->path = (char *) mcf->redis_unix.data;
-
-    } else {
+    if (mcf == NULL || mcf->redis_addrs == NULL
+        || mcf->redis_addrs->nelts == 0)
+    {
         return NGX_DECLINED;
     }
 
@@ -96,9 +245,20 @@ ngx_http_registry_redis_configure(ngx_cycle_t *cycle)
         rs->timeout = NGX_HTTP_REGISTRY_REDIS_TIMEOUT;
     }
 
+    if (mcf->redis_master.len) {
+        return ngx_http_registry_redis_sentinel_init(mcf, cycle);
+    }
+
+    ngx_http_registry_redis_addr = mcf->redis_addrs->elts;
+
     return NGX_OK;
 }
 
+
+/*
+ * Also registers conn with the sentinels' watch (redis_sentinel.c): set
+ * conn->sentinel before for a connection to a sentinel.
+ */
 
 void
 ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
@@ -115,17 +275,64 @@ ngx_http_registry_redis_conn_init(ngx_http_registry_redis_conn_t *conn,
     conn->fail.handler = ngx_http_registry_redis_fail_handler;
     conn->fail.data = conn;
     conn->fail.log = log;
+
+    if (!conn->sentinel) {
+        ngx_http_registry_redis_sentinel_watch(conn);
+    }
 }
 
 
 /*
- * Starts connecting conn to the server, under the connect timer.  On
- * failure nothing is left open and *detail tells why.
+ * Starts connecting conn to the server (with Sentinel, to the master
+ * named last), under the connect timer.
  */
 
 ngx_int_t
 ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
     const char **detail)
+{
+    ngx_http_registry_redis_addr_t  *master;
+
+    if (ngx_http_registry_redis_addr) {
+        return ngx_http_registry_redis_connect_to(conn,
+                                              ngx_http_registry_redis_addr,
+                                              detail);
+    }
+
+    master = ngx_http_registry_redis_master(conn);
+
+    if (master == NULL) {
+        *detail = "no master known yet: asking the sentinels";
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_registry_redis_connect_to(conn, master, detail) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* before anything else: a subscriber takes no other command after */
+
+    if (redisAsyncCommand(conn->ac, ngx_http_registry_redis_role_handler,
+                          conn, "ROLE")
+        != REDIS_OK)
+    {
+        ngx_http_registry_redis_close(conn);
+        *detail = "ROLE not queued";
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A connection to addr (a Redis or a sentinel).  On failure nothing is
+ * left open and *detail tells why.
+ */
+
+ngx_int_t
+ngx_http_registry_redis_connect_to(ngx_http_registry_redis_conn_t *conn,
+    ngx_http_registry_redis_addr_t *addr, const char **detail)
 {
     ngx_connection_t                  *c;
     redisAsyncContext                 *ac;
@@ -140,16 +347,12 @@ ngx_http_registry_redis_open(ngx_http_registry_redis_conn_t *conn,
     /*
      * Both are non-blocking: connect(2) returns EINPROGRESS and the
      * connect callback tells the outcome.  The host is an IP address
-     * (the directive refuses names), which getaddrinfo() converts
-     * without any lookup.
+     * (the directive and the sentinels' answers are checked), which
+     * getaddrinfo() converts without any lookup.
      */
 
-    if (rs->path) {
-        ac = redisAsyncConnectUnix(rs->path);
-
-    } else {
-        ac = redisAsyncConnect(rs->host, rs->port);
-    }
+    ac = addr->path ? redisAsyncConnectUnix(addr->path)
+                    : redisAsyncConnect(addr->host, addr->port);
 
     if (ac == NULL) {
         *detail = "out of memory";
@@ -244,7 +447,58 @@ ngx_http_registry_redis_auth_handler(redisAsyncContext *ac, void *reply,
         return;
     }
 
+    /*
+     * The password is Redis's; sentinels without one of their own are
+     * asked without it (the question that follows says if they want one).
+     */
+
+    if (conn->sentinel
+        && (ngx_strstr(rr->str, "without any password") != NULL
+            || ngx_strstr(rr->str, "no password is set") != NULL))
+    {
+        return;
+    }
+
     ngx_http_registry_redis_lost(conn, "authentication failed", rr->str);
+
+    /* from a reply callback, hiredis frees the context on return */
+
+    redisAsyncFree(ac);
+}
+
+
+/*
+ * With Sentinel: the server connected to is the master, or the
+ * connection goes (and the sentinels are asked again).  An error (a
+ * missing password) is left to the next reply, which says it better.
+ */
+
+static void
+ngx_http_registry_redis_role_handler(redisAsyncContext *ac, void *reply,
+    void *data)
+{
+    redisReply                      *rr, *role;
+    ngx_http_registry_redis_conn_t  *conn;
+
+    rr = reply;
+    conn = data;
+
+    if (rr == NULL || ac != conn->ac || rr->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    role = rr->elements ? rr->element[0] : NULL;
+
+    if (role != NULL && role->type == REDIS_REPLY_STRING
+        && role->len == sizeof("master") - 1
+        && ngx_strncmp(role->str, "master", role->len) == 0)
+    {
+        return;
+    }
+
+    ngx_http_registry_redis_lost(conn, "is not a master: ROLE says",
+                                 role && role->type == REDIS_REPLY_STRING
+                                 ? role->str : "?");
 
     /* from a reply callback, hiredis frees the context on return */
 
@@ -312,6 +566,12 @@ ngx_http_registry_redis_lost(ngx_http_registry_redis_conn_t *conn,
 
     if (conn->timer.timer_set) {
         ngx_del_timer(&conn->timer);
+    }
+
+    /* the master may have moved */
+
+    if (ngx_http_registry_redis_addr == NULL && !conn->sentinel) {
+        ngx_http_registry_redis_sentinel_check(conn);
     }
 
     conn->on_lost(conn, what, detail);

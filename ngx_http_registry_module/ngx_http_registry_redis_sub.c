@@ -144,6 +144,12 @@ ngx_http_registry_redis_sub_connect(void)
     /* failing here, it is the caller who is told, not the handler */
 
     if (ngx_http_registry_redis_open(&sub->conn, &detail) != NGX_OK) {
+        if (!sub->failed) {
+            ngx_http_registry_metrics_add(
+                NGX_HTTP_REGISTRY_METRIC_REDIS_LOSSES,
+                NGX_HTTP_REGISTRY_REDIS_CONN_SUB, 1);
+        }
+
         level = sub->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;
         ngx_log_error(level, rs->log, 0,
                       "registry redis \"%V\" subscriber: %s",
@@ -235,6 +241,9 @@ ngx_http_registry_redis_sub_message(redisAsyncContext *ac, void *reply,
 
         if (sub->failed) {
             sub->failed = 0;
+            ngx_http_registry_metrics_add(
+                NGX_HTTP_REGISTRY_METRIC_REDIS_RECONNECTS,
+                NGX_HTTP_REGISTRY_REDIS_CONN_SUB, 1);
             ngx_log_error(NGX_LOG_NOTICE, ngx_http_registry_redis_server.log,
                           0, "registry redis \"%V\" subscriber restored",
                           &ngx_http_registry_redis_server.name);
@@ -268,6 +277,11 @@ ngx_http_registry_redis_sub_lost(ngx_http_registry_redis_conn_t *conn,
 
     if (sub->exiting) {
         return;
+    }
+
+    if (!sub->failed) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_REDIS_LOSSES,
+                                      NGX_HTTP_REGISTRY_REDIS_CONN_SUB, 1);
     }
 
     level = sub->failed ? NGX_LOG_DEBUG : NGX_LOG_ERR;

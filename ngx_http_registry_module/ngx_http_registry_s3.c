@@ -1,7 +1,7 @@
 
 /*
  * ngx_http_registry_module: S3 operations.  Builders that fill an
- * ngx_http_registry_s3_op_t for ngx_http_registry_s3_request()
+ * ngx_http_registry_s3_op_t for ngx_http_registry_s3_run()
  * (ngx_http_registry_s3_request.c), presigned GET URLs for redirects,
  * and the reading of S3's XML answers.
  */

@@ -83,6 +83,8 @@ typedef struct {
     ngx_http_registry_ctx_t    *ctx;
     ngx_buf_t                  *body;        /* recorded, bounded */
     off_t                       received;    /* body bytes seen */
+    ngx_uint_t                  op;          /* for the metrics */
+    uint64_t                    start;
     unsigned                    stream:1;
     unsigned                    passing:1;   /* body goes to the client */
     unsigned                    header:1;    /* S3's header arrived */
@@ -90,6 +92,8 @@ typedef struct {
 } ngx_http_registry_s3_sub_t;
 
 
+static ngx_int_t ngx_http_registry_s3_request(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op);
 static ngx_int_t ngx_http_registry_s3_done(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static void ngx_http_registry_s3_finish(ngx_http_request_t *sr,
@@ -103,6 +107,8 @@ static ngx_int_t ngx_http_registry_s3_body_filter(ngx_http_request_t *r,
 static ngx_int_t ngx_http_registry_s3_add_header(ngx_http_request_t *r,
     ngx_list_t *headers, char *name, ngx_str_t *value);
 static ngx_uint_t ngx_http_registry_s3_method(ngx_str_t *method);
+static ngx_uint_t ngx_http_registry_s3_operation(ngx_uint_t method,
+    ngx_http_registry_s3_op_t *op);
 static ngx_int_t ngx_http_registry_s3_valid_key(ngx_str_t *key);
 static void ngx_http_registry_s3_unquote(ngx_str_t *etag);
 
@@ -114,7 +120,31 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
+/*
+ * The S3 operation a step waits for: next runs in the parent request
+ * with the answer in ctx->s3.  An operation that cannot even be sent
+ * (not signed, no memory) fails the request at once.
+ */
+
 ngx_int_t
+ngx_http_registry_s3_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, ngx_http_registry_s3_op_t *op)
+{
+    ngx_http_registry_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    ctx->next = next;
+
+    if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
+        ctx->next = NULL;
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
 ngx_http_registry_s3_request(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_s3_op_t *op)
 {
@@ -275,6 +305,8 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
     sub->parent = r;
     sub->ctx = ctx;
     sub->stream = op->stream;
+    sub->op = ngx_http_registry_s3_operation(method, op);
+    sub->start = ngx_http_registry_metrics_usec();
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
@@ -321,7 +353,6 @@ ngx_http_registry_s3_request(ngx_http_request_t *r,
 
     ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     ctx->s3.content_length = -1;
-    ctx->s3_sr = sr;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry s3 %V \"%V?%V\"", &op->method, &sv.uri,
@@ -355,9 +386,8 @@ ngx_http_registry_s3_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
 
         ngx_http_registry_s3_finish(sr, sub, rc);
 
-        if (sub->ctx->s3_sr == sr) {
-            sub->ctx->s3_sr = NULL;
-        }
+        ngx_http_registry_metrics_s3(sub->op, sub->ctx->s3.status,
+                                     sub->start);
 
         /*
          * In the content phase the parent's write handler is the empty
@@ -844,6 +874,44 @@ ngx_http_registry_s3_method(ngx_str_t *method)
 
 
 /* [A-Za-z0-9_.-] segments joined by "/", none empty, "." or ".." */
+
+/* what an operation is, for the metrics: s3.c's queries tell */
+
+static ngx_uint_t
+ngx_http_registry_s3_operation(ngx_uint_t method,
+    ngx_http_registry_s3_op_t *op)
+{
+    ngx_uint_t  upload;
+
+    upload = (op->query.len
+              && ngx_strlcasestrn(op->query.data,
+                                  op->query.data + op->query.len,
+                                  (u_char *) "uploadId=", 9 - 1)
+                 != NULL);
+
+    switch (method) {
+
+    case NGX_HTTP_HEAD:
+        return op->key.len ? NGX_HTTP_REGISTRY_S3_HEAD_OBJECT
+                           : NGX_HTTP_REGISTRY_S3_HEAD_BUCKET;
+
+    case NGX_HTTP_GET:
+        return NGX_HTTP_REGISTRY_S3_GET_OBJECT;
+
+    case NGX_HTTP_PUT:
+        return upload ? NGX_HTTP_REGISTRY_S3_UPLOAD_PART
+                      : NGX_HTTP_REGISTRY_S3_PUT_OBJECT;
+
+    case NGX_HTTP_POST:
+        return upload ? NGX_HTTP_REGISTRY_S3_COMPLETE_MULTIPART
+                      : NGX_HTTP_REGISTRY_S3_CREATE_MULTIPART;
+
+    default: /* DELETE */
+        return upload ? NGX_HTTP_REGISTRY_S3_ABORT_MULTIPART
+                      : NGX_HTTP_REGISTRY_S3_DELETE_OBJECT;
+    }
+}
+
 
 static ngx_int_t
 ngx_http_registry_s3_valid_key(ngx_str_t *key)

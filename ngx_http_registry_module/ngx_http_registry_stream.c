@@ -23,11 +23,10 @@
 
 
 typedef struct {
-    ngx_http_registry_ctx_t    *ctx;
     ngx_str_t                   key;
     ngx_http_status_t           status;
     ngx_event_t                 ev;
-    ngx_int_t                   rc;
+    uint64_t                    start;       /* for the metrics */
     unsigned                    swallow:1;   /* S3's answer is not sent */
 } ngx_http_registry_stream_t;
 
@@ -106,8 +105,8 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
     cln->handler = ngx_http_registry_stream_cleanup;
     cln->data = st;
 
-    st->ctx = ctx;
     st->key = *key;
+    st->start = ngx_http_registry_metrics_usec();
     st->ev.handler = ngx_http_registry_stream_continue;
     st->ev.data = r;
     st->ev.log = r->connection->log;
@@ -156,8 +155,8 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
     ctx->next = next;
 
     /* the body filter hashes while nginx forwards; no post handler here */
-    ctx->reading_body = 1;
-    ctx->body_bytes = 0;
+    ctx->body.reading = 1;
+    ctx->body.bytes = 0;
 
     r->request_body_no_buffering = 1;
 
@@ -165,12 +164,12 @@ ngx_http_registry_s3_stream_put(ngx_http_request_t *r,
 
     if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
         ctx->next = NULL;
-        ctx->reading_body = 0;
+        ctx->body.reading = 0;
         return rc;
     }
 
-    /* the upstream code runs under the module's hold, as any step */
-    ngx_http_registry_body_release(r);
+    /* the upstream code runs under the step's hold (see body.c) */
+    ngx_http_registry_release(r);
 
     return NGX_DONE;
 }
@@ -436,8 +435,6 @@ ngx_http_registry_stream_finalize_request(ngx_http_request_t *r,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "registry s3 stream done rc:%i s:%ui", rc, ctx->s3.status);
 
-    st->rc = rc;
-
     if (ctx->next == NULL) {
         st->swallow = 0;
         return;
@@ -452,7 +449,10 @@ ngx_http_registry_stream_finalize_request(ngx_http_request_t *r,
         ngx_memzero(&ctx->s3, sizeof(ngx_http_registry_s3_result_t));
     }
 
-    r->main->count++;
+    ngx_http_registry_metrics_s3(NGX_HTTP_REGISTRY_S3_PUT_OBJECT,
+                                 ctx->s3.status, st->start);
+
+    ngx_http_registry_hold(r);
     ngx_post_event(&st->ev, &ngx_posted_events);
 }
 
@@ -483,7 +483,7 @@ ngx_http_registry_stream_continue(ngx_event_t *ev)
                                         : NGX_HTTP_BAD_GATEWAY;
     }
 
-    ctx->reading_body = 0;
+    ctx->body.reading = 0;
 
     ngx_http_registry_resume(r);
 

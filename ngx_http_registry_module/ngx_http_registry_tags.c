@@ -107,7 +107,7 @@ ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     ngx_str_t *projects)
 {
     ngx_int_t   rc;
-    ngx_str_t   n, last, args[5];
+    ngx_str_t   n, last, args[6];
 
     rc = ngx_http_registry_arg(r, "n", &n);
 
@@ -144,24 +144,25 @@ ngx_http_registry_list(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx,
     }
 
     args[0] = *key;
-    args[1] = *repo;
-    args[2] = last;
-    ngx_str_set(&args[3], "");
-    args[4] = *projects;
+    ngx_str_set(&args[1], "repos");
+    args[2] = *repo;
+    args[3] = last;
+    ngx_str_set(&args[4], "");
+    args[5] = *projects;
 
     if (page->n >= 0) {
-        args[3].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (args[3].data == NULL) {
+        args[4].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (args[4].data == NULL) {
             return NGX_ERROR;
         }
 
-        args[3].len = ngx_sprintf(args[3].data, "%i", page->n + 1)
-                      - args[3].data;
+        args[4].len = ngx_sprintf(args[4].data, "%i", page->n + 1)
+                      - args[4].data;
     }
 
     ctx->data = page;
     return ngx_http_registry_run(r, ngx_http_registry_list_done,
-                                 "list_page", 1, args, 5);
+                                 "list_page", 2, args, 6);
 }
 
 

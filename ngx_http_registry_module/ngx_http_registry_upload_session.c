@@ -1,6 +1,6 @@
 
 /*
- * Upload sessions in Redis (see the layout in ngx_http_registry.h and the
+ * Upload sessions in Redis (the keys: redis/KEYS.md; the protocol: the
  * top of uploads.c): a session made, loaded, appended to or moved on by
  * its parts; the claim of the request that writes its parts, renewed
  * while the request lives and released when it ends; and the record of
@@ -23,6 +23,9 @@
 #define NGX_HTTP_REGISTRY_CLAIM_SAFE   3500
 #define NGX_HTTP_REGISTRY_CLAIM_TICK   500
 
+/* the most keys and arguments of a session function but upload_parts */
+#define NGX_HTTP_REGISTRY_UPLOAD_ARGS  8
+
 
 /* a renewal in flight may outlive its request: this is not in its pool */
 struct ngx_http_registry_claim_s {
@@ -32,6 +35,8 @@ struct ngx_http_registry_claim_s {
 };
 
 
+static ngx_int_t ngx_http_registry_upload_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, const char *name, ngx_uint_t nkeys, ...);
 static ngx_int_t ngx_http_registry_upload_pended(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_claimed(ngx_http_request_t *r,
@@ -44,54 +49,46 @@ static ngx_int_t ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out);
 
 
-/* KEYS: upload:ID; ARGV: R, sha, expires */
-
-
 /*
- * KEYS: upload:ID, etags, tail; ARGV: R.
- * Returns offset, sha, mpu, committed parts, tail length.
+ * A session function (redis/upload_*.lua, whose header says what it
+ * answers) as the operation a step waits for: its nkeys keys, then its
+ * arguments, as a NULL-terminated list of ngx_str_t pointers.  An empty
+ * key is left out: blob:D, which a request without a digest (PATCH)
+ * lacks.  hiredis copies them at once.
  */
 
+static ngx_int_t
+ngx_http_registry_upload_run(ngx_http_request_t *r,
+    ngx_http_registry_step_pt next, const char *name, ngx_uint_t nkeys, ...)
+{
+    va_list     ap;
+    ngx_str_t  *s, args[NGX_HTTP_REGISTRY_UPLOAD_ARGS];
+    ngx_uint_t  i, n, keys;
 
-/*
- * KEYS: upload:ID, tail; ARGV: offset, new offset, sha, bytes, expires.
- * -1: no session; 0: moved on; {"busy", seconds left}: claimed by
- * another request.
- */
+    n = 0;
+    keys = nkeys;
 
+    va_start(ap, nkeys);
 
-/*
- * KEYS: upload:ID, etags, objects:pending[, blob:D]; ARGV: offset, token,
- * seconds, S3 key.  -1: no session; 0: moved on; {"busy", seconds left}:
- * claimed by another request; else {committed parts, whether blob:D
- * exists}.  The key is recorded as pending: parts may follow.
- */
+    for (i = 0; (s = va_arg(ap, ngx_str_t *)) != NULL; i++) {
 
+        if (i < nkeys && s->len == 0) {
+            keys--;
+            continue;
+        }
 
-/* KEYS: upload:ID; ARGV: token, seconds.  1: renewed; 0: not ours */
+        if (n == NGX_HTTP_REGISTRY_UPLOAD_ARGS) {
+            va_end(ap);
+            return NGX_ERROR;
+        }
 
+        args[n++] = *s;
+    }
 
-/* KEYS: objects:pending; ARGV: S3 key (before a monolithic push) */
+    va_end(ap);
 
-
-/*
- * KEYS: upload:ID; ARGV: token, multipart id.  Recorded before the first
- * part is sent, so that a retry after a lost answer goes on with the same
- * multipart upload instead of leaving it behind.  1: recorded; 0: the
- * claim is not ours any more.
- */
-
-
-/* KEYS: upload:ID; ARGV: token */
-
-
-/*
- * Parts in, the claim ends.  KEYS: upload:ID, etags, tail; ARGV: offset,
- * new offset, sha, token, expires, mpu, then "N ETAG" of each part.
- */
-
-
-/* KEYS: repo:F:blobs, blob:D, repo:R:blobs, blob:D:links, repos; ARGV: D, R */
+    return ngx_http_registry_run(r, next, name, keys, args, n);
+}
 
 
 /* the state of a session, new or about to be loaded */
@@ -129,6 +126,9 @@ ngx_http_registry_upload_new(ngx_http_request_t *r,
     up->id = *id;
     up->claimed = ctx->digest;
 
+    /* a new blob's; a session loaded brings its own */
+    ngx_http_registry_hash_init(&up->sha);
+
     if (ngx_http_registry_keyf(r->pool, &up->key, "data/%V", id) != NGX_OK
         || ngx_http_registry_keyf(r->pool, &up->session, "upload:%V", id)
            != NGX_OK
@@ -165,7 +165,7 @@ ngx_int_t
 ngx_http_registry_upload_create(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
-    ngx_str_t                       id, args[4];
+    ngx_str_t                       id, sha, expires;
     ngx_http_registry_upload_t     *up;
     ngx_http_registry_main_conf_t  *mcf;
 
@@ -179,21 +179,17 @@ ngx_http_registry_upload_create(ngx_http_request_t *r,
 
     up = ctx->data;
 
-    SHA256_Init(&ctx->sha);
-
-    args[0] = up->session;
-    args[1] = ctx->repo;
-
-    if (ngx_http_registry_upload_sha(r, ctx, &args[2]) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[3], "%T",
+    if (ngx_http_registry_upload_sha(r, ctx, &sha) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &expires, "%T",
                                   mcf->upload_expires)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_run(r, next, "upload_create",
-                                 1, args, 4);
+    return ngx_http_registry_upload_run(r, next, "upload_create", 1,
+                                        &up->session, &ctx->repo, &sha,
+                                        &expires, NULL);
 }
 
 
@@ -203,18 +199,13 @@ ngx_int_t
 ngx_http_registry_upload_load(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
-    ngx_str_t                    args[4];
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
 
-    args[0] = up->session;
-    args[1] = up->etags;
-    args[2] = up->tail_key;
-    args[3] = ctx->repo;
-
-    return ngx_http_registry_run(r, next, "upload_load",
-                                 3, args, 4);
+    return ngx_http_registry_upload_run(r, next, "upload_load", 3,
+                                        &up->session, &up->etags,
+                                        &up->tail_key, &ctx->repo, NULL);
 }
 
 
@@ -225,26 +216,26 @@ ngx_http_registry_upload_mount(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *from,
     ngx_http_registry_step_pt next)
 {
-    ngx_str_t  args[7];
+    ngx_str_t  from_blobs, blob, blobs, links, repos;
 
-    if (ngx_http_registry_keyf(r->pool, &args[0], "repo:%V:blobs", from)
+    if (ngx_http_registry_keyf(r->pool, &from_blobs, "repo:%V:blobs", from)
         != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[1], "blob:%V",
-                                  &ctx->digest) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[2], "repo:%V:blobs",
+        || ngx_http_registry_keyf(r->pool, &blob, "blob:%V", &ctx->digest)
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &blobs, "repo:%V:blobs",
                                   &ctx->repo) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[3], "blob:%V:links",
+        || ngx_http_registry_keyf(r->pool, &links, "blob:%V:links",
                                   &ctx->digest) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    ngx_str_set(&args[4], "repos");
-    args[5] = ctx->digest;
-    args[6] = ctx->repo;
+    ngx_str_set(&repos, "repos");
 
-    return ngx_http_registry_run(r, next, "upload_mount",
-                                 5, args, 7);
+    return ngx_http_registry_upload_run(r, next, "upload_mount", 5,
+                                        &from_blobs, &blob, &blobs, &links,
+                                        &repos, &ctx->digest, &ctx->repo,
+                                        NULL);
 }
 
 
@@ -258,17 +249,16 @@ ngx_int_t
 ngx_http_registry_upload_pend(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                    args[2];
+    ngx_str_t                    pending;
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
 
-    ngx_str_set(&args[0], "objects:pending");
-    args[1] = up->key;
+    ngx_str_set(&pending, "objects:pending");
 
-    return ngx_http_registry_run(r, ngx_http_registry_upload_pended,
-                                 "upload_pend", 1, args,
-                                 2);
+    return ngx_http_registry_upload_run(r, ngx_http_registry_upload_pended,
+                                        "upload_pend", 1, &pending,
+                                        &up->key, NULL);
 }
 
 
@@ -276,17 +266,11 @@ static ngx_int_t
 ngx_http_registry_upload_pended(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
-    up->pending = 1;
-
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -310,9 +294,7 @@ ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
 
     ctx->next = next;
 
-    if (ngx_http_registry_fcall(r, "upload_mpu", 1, args,
-                               3)
-        != NGX_OK)
+    if (ngx_http_registry_fcall(r, "upload_mpu", 1, args, 3) != NGX_OK)
     {
         /* Redis away: next learns it from the missing reply */
         ctx->next = NULL;
@@ -334,8 +316,7 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     u_char                      *p;
-    ngx_str_t                    args[8];
-    ngx_uint_t                   nkeys;
+    ngx_str_t                    pending, offset, secs;
     ngx_pool_cleanup_t          *cln;
     ngx_http_registry_upload_t  *up;
     ngx_http_registry_claim_t   *claim;
@@ -378,32 +359,25 @@ ngx_http_registry_upload_claim(ngx_http_request_t *r,
     cln->handler = ngx_http_registry_upload_release;
     cln->data = up;
 
-    args[0] = up->session;
-    args[1] = up->etags;
-    ngx_str_set(&args[2], "objects:pending");
-    nkeys = 3;
+    ngx_str_set(&pending, "objects:pending");
 
-    if (up->final) {
-        args[nkeys++] = up->blob;
-    }
-
-    if (ngx_http_registry_keyf(r->pool, &args[nkeys], "%O", up->offset)
-        != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[nkeys + 2], "%d",
+    if (ngx_http_registry_keyf(r->pool, &offset, "%O", up->offset) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &secs, "%d",
                                   NGX_HTTP_REGISTRY_CLAIM_TIME)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    args[nkeys + 1] = up->token;
-    args[nkeys + 3] = up->key;
-
     claim->sent = ngx_current_msec;
 
-    return ngx_http_registry_run(r, ngx_http_registry_upload_claimed,
-                                 "upload_claim", nkeys,
-                                 args, nkeys + 4);
+    /* no digest, no blob:D (a PATCH): up->blob is empty, left out */
+
+    return ngx_http_registry_upload_run(r, ngx_http_registry_upload_claimed,
+                                        "upload_claim", 4, &up->session,
+                                        &up->etags, &pending, &up->blob,
+                                        &offset, &up->token, &secs,
+                                        &up->key, NULL);
 }
 
 
@@ -443,7 +417,6 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     /* ours until we commit or end; renewed meanwhile */
 
     up->locked = 1;
-    up->pending = 1;
     up->claim_until = up->claim->sent + NGX_HTTP_REGISTRY_CLAIM_SAFE;
 
     up->renew.handler = ngx_http_registry_upload_tick;
@@ -457,11 +430,10 @@ ngx_http_registry_upload_claimed(ngx_http_request_t *r,
     up->ncommitted = (ngx_uint_t) reply->element[0]->integer;
 
     if (up->final) {
-        up->checked = 1;
         up->exists = (reply->element[1]->integer != 0);
     }
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -472,8 +444,7 @@ ngx_http_registry_upload_release(void *data)
 {
     ngx_http_registry_upload_t *up = data;
 
-    size_t                      lens[5];
-    const char                 *argv[5];
+    ngx_str_t                   args[2];
     ngx_uint_t                  locked;
     ngx_http_registry_claim_t  *claim;
 
@@ -495,19 +466,12 @@ ngx_http_registry_upload_release(void *data)
         return;
     }
 
-    argv[0] = "FCALL";
-    lens[0] = sizeof("FCALL") - 1;
-    argv[1] = "upload_release";
-    lens[1] = sizeof("upload_release") - 1;
-    argv[2] = "1";
-    lens[2] = 1;
-    argv[3] = (const char *) up->session.data;
-    lens[3] = up->session.len;
-    argv[4] = (const char *) up->token.data;
-    lens[4] = up->token.len;
+    args[0] = up->session;
+    args[1] = up->token;
 
     /* hiredis copies the command at once; if Redis is away, the deadline */
-    (void) ngx_http_registry_redis_call(NULL, NULL, 5, argv, lens);
+    (void) ngx_http_registry_redis_fcall(NULL, NULL, "upload_release", 1,
+                                         args, 2);
 }
 
 
@@ -536,9 +500,8 @@ ngx_http_registry_upload_tick(ngx_event_t *ev)
 {
     ngx_http_registry_upload_t *up = ev->data;
 
-    size_t                      lens[6];
     u_char                      secs[NGX_INT_T_LEN];
-    const char                 *argv[6];
+    ngx_str_t                   args[3];
     ngx_http_registry_claim_t  *claim;
 
     if (!up->locked) {
@@ -563,23 +526,15 @@ ngx_http_registry_upload_tick(ngx_event_t *ev)
         return;
     }
 
-    argv[0] = "FCALL";
-    lens[0] = sizeof("FCALL") - 1;
-    argv[1] = "upload_renew";
-    lens[1] = sizeof("upload_renew") - 1;
-    argv[2] = "1";
-    lens[2] = 1;
-    argv[3] = (const char *) up->session.data;
-    lens[3] = up->session.len;
-    argv[4] = (const char *) up->token.data;
-    lens[4] = up->token.len;
-    argv[5] = (const char *) secs;
-    lens[5] = ngx_sprintf(secs, "%d", NGX_HTTP_REGISTRY_CLAIM_TIME) - secs;
+    args[0] = up->session;
+    args[1] = up->token;
+    args[2].data = secs;
+    args[2].len = ngx_sprintf(secs, "%d", NGX_HTTP_REGISTRY_CLAIM_TIME) - secs;
 
     claim->sent = ngx_current_msec;
 
-    if (ngx_http_registry_redis_call(ngx_http_registry_upload_renewed, claim,
-                                     6, argv, lens)
+    if (ngx_http_registry_redis_fcall(ngx_http_registry_upload_renewed, claim,
+                                      "upload_renew", 1, args, 3)
         == NGX_OK)
     {
         claim->pending = 1;
@@ -651,8 +606,8 @@ ngx_int_t
 ngx_http_registry_upload_save(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
-    size_t                          n;
-    ngx_str_t                      *a;
+    ngx_str_t                      *a, offset, moved, sha, expires, bytes;
+    ngx_str_t                       tails;
     ngx_uint_t                      i;
     ngx_http_registry_upload_t     *up;
     ngx_http_registry_s3_part_t    *part;
@@ -661,21 +616,13 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
     up = ctx->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    n = up->locked ? 6 + up->parts->nelts : 8;
-
-    a = ngx_palloc(r->pool, (3 + n) * sizeof(ngx_str_t));
-    if (a == NULL) {
-        return NGX_ERROR;
-    }
-
-    a[0] = up->session;
-
-    if (ngx_http_registry_keyf(r->pool, &a[3], "%O", up->offset) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &a[4], "%O",
+    if (ngx_http_registry_keyf(r->pool, &offset, "%O", up->offset) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &moved, "%O",
                                   up->offset + up->chunk_len)
            != NGX_OK
-        || ngx_http_registry_upload_sha(r, ctx, &a[5]) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &a[7], "%T", mcf->upload_expires)
+        || ngx_http_registry_upload_sha(r, ctx, &sha) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &expires, "%T",
+                                  mcf->upload_expires)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -685,34 +632,39 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
 
         /* too small for a part: the bytes wait in the tail */
 
-        a[1] = up->tail_key;
-        a[2] = a[3];
-        a[3] = a[4];
-        a[4] = a[5];
-        a[6] = a[7];
-
         /* and the bound of all tails (upload_append.lua, "full") */
 
-        if (ngx_http_registry_body_bytes(r, &a[5],
+        if (ngx_http_registry_body_bytes(r, &bytes,
                                          NGX_HTTP_REGISTRY_S3_MIN_PART)
             != NGX_OK
-            || ngx_http_registry_keyf(r->pool, &a[7], "%uz",
+            || ngx_http_registry_keyf(r->pool, &tails, "%uz",
                                       mcf->upload_tails)
                != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        return ngx_http_registry_run(r, next,
-                                     "upload_append", 2, a,
-                                     8);
+        return ngx_http_registry_upload_run(r, next, "upload_append", 2,
+                                            &up->session, &up->tail_key,
+                                            &offset, &moved, &sha, &bytes,
+                                            &expires, &tails, NULL);
     }
 
     /* the parts sent: the session moves on, the claim ends */
 
+    a = ngx_palloc(r->pool, (9 + up->parts->nelts) * sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a[0] = up->session;
     a[1] = up->etags;
     a[2] = up->tail_key;
+    a[3] = offset;
+    a[4] = moved;
+    a[5] = sha;
     a[6] = up->token;
+    a[7] = expires;
     a[8] = up->mpu;
 
     part = up->parts->elts;
@@ -726,8 +678,8 @@ ngx_http_registry_upload_save(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_registry_run(r, next, "upload_parts",
-                                 3, a, 3 + n);
+    return ngx_http_registry_run(r, next, "upload_parts", 3, a,
+                                 9 + up->parts->nelts);
 }
 
 
@@ -753,20 +705,15 @@ ngx_http_registry_upload_forget(ngx_http_request_t *r,
 }
 
 
-/* the hash state as kept in Redis: a format version, then the context */
+/* the hash state as kept in Redis (see body.c) */
 
 static ngx_int_t
 ngx_http_registry_upload_sha(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_str_t *out)
 {
-    out->len = 1 + sizeof(SHA256_CTX);
-    out->data = ngx_pnalloc(r->pool, out->len);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_http_registry_upload_t  *up;
 
-    out->data[0] = NGX_HTTP_REGISTRY_SHA_VERSION;
-    ngx_memcpy(out->data + 1, &ctx->sha, sizeof(SHA256_CTX));
+    up = ctx->data;
 
-    return NGX_OK;
+    return ngx_http_registry_hash_save(r->pool, &up->sha, out);
 }

@@ -4,21 +4,14 @@
  * (see the top of uploads.c): the tail and the body as parts of a
  * multipart upload, made, completed or aborted here, or as one
  * PutObject; then the finish script links the blob, and a duplicate or
- * a cancelled session's object is deleted.
+ * a cancelled session's object is deleted.  Which of these runs, and
+ * when, is up->state's (uploads.c).
  */
 
 
 #include "ngx_http_registry.h"
 
-static ngx_int_t ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_mpu_recorded(
-    ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_mpu_dropped(
-    ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_part_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
+static ngx_int_t ngx_http_registry_upload_recorded(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -26,111 +19,42 @@ static ngx_int_t ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_finish(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_finished(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_delete(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
-static ngx_int_t ngx_http_registry_upload_deleted(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_dropped(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_denied(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_chain_t *ngx_http_registry_upload_chain(ngx_http_request_t *r,
     ngx_http_registry_upload_t *up, off_t from, off_t len);
-static ngx_int_t ngx_http_registry_upload_s3(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_int_t built,
-    ngx_http_registry_s3_op_t *op, ngx_http_registry_step_pt next);
 
-
-/*
- * The blob becomes visible.  KEYS: blob:D, repo:R:blobs, blob:D:links,
- * blobs, repos, upload:ID, etags, tail, objects:pending; ARGV: D, R,
- * size, S3 key or "" (nothing stored: the blob existed), now, token or
- * "" (monolithic), S3 key.  Returns 1 when our object became the blob's,
- * 0 when the blob existed (ours is a duplicate), -1 when it vanished
- * (nothing stored), -2 when the session is no longer ours (cancelled
- * meanwhile, or our object taken by the collector), or the message of
- * the storage quota the blob would exceed (the session is gone).  The
- * key stops being pending when it is the blob's, or when nothing was
- * stored (a duplicate stays pending until deleted).
- */
-
-
-/*
- * The last request of an upload: the blob is complete and checked.  A
- * blob that exists already is only linked; else our bytes become an
- * object, in one PutObject or by completing the multipart upload.
- */
 
 ngx_int_t
-ngx_http_registry_upload_finish(ngx_http_request_t *r,
+ngx_http_registry_upload_store(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                    args[16], cmd;
-    ngx_chain_t                 *cl;
+    ngx_str_t                    args[3];
     ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
 
     up = ctx->data;
 
-    if (!up->monolithic && !up->locked) {
-        /* tells whether the blob exists too */
-        return ngx_http_registry_upload_claim(r, ctx);
-    }
+    switch (up->state) {
 
-    if (!up->checked) {
-        ngx_str_set(&cmd, "EXISTS");
+    case NGX_HTTP_REGISTRY_UPLOAD_EXISTS:
+        ngx_str_set(&args[0], "EXISTS");
 
         return ngx_http_registry_call(r, ngx_http_registry_upload_exists_done,
-                                      2, &cmd, &up->blob, NULL);
-    }
+                                      2, &args[0], &up->blob, NULL);
 
-    if (up->exists) {
-        if (up->mpu.len && !up->aborted) {
-            up->aborted = 1;
-            up->aborting = 1;
-            return ngx_http_registry_upload_s3(r, ctx,
-                       ngx_http_registry_s3_op_abort(r, &op, &up->key,
-                                                     &up->mpu),
-                       &op, ngx_http_registry_upload_s3_done);
-        }
-
-        goto finish;
-    }
-
-    if (up->mpu.len == 0 && up->total <= NGX_HTTP_REGISTRY_MAX_PART) {
-
-        if (!up->stored) {
-            if (up->tail_len && !up->tail_loaded) {
-                return ngx_http_registry_upload_load_tail(r, ctx);
-            }
-
-            if (!up->pending) {
-                return ngx_http_registry_upload_pend(r, ctx);
-            }
-
-            cl = ngx_http_registry_upload_chain(r, up, 0, up->total);
-            if (cl == NGX_CHAIN_ERROR) {
-                return NGX_ERROR;
-            }
-
-            up->stored = 1;
-
-            return ngx_http_registry_upload_s3(r, ctx,
-                       ngx_http_registry_s3_op_put(r, &op, &up->key, cl,
-                                                   up->total, NULL),
-                       &op, ngx_http_registry_upload_s3_done);
-        }
-
-        goto finish;
-    }
-
-    /* multipart */
-
-    if (up->ncommitted && up->committed == NULL) {
+    case NGX_HTTP_REGISTRY_UPLOAD_ETAGS:
         ngx_str_set(&args[0], "LRANGE");
         ngx_str_set(&args[1], "0");
         ngx_str_set(&args[2], "-1");
@@ -138,15 +62,76 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
         return ngx_http_registry_call(r, ngx_http_registry_upload_etags_done,
                                       4, &args[0], &up->etags, &args[1],
                                       &args[2], NULL);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_TAIL:
+        ngx_str_set(&args[0], "GET");
+
+        return ngx_http_registry_call(r, ngx_http_registry_upload_tail_done,
+                                      2, &args[0], &up->tail_key, NULL);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_RECORD:
+        return ngx_http_registry_upload_record_mpu(r, ctx,
+                                        ngx_http_registry_upload_recorded);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_FINISH:
+        return ngx_http_registry_upload_finish(r, ctx);
+
+    default:
+        return ngx_http_registry_upload_s3(r, ctx);
     }
+}
 
-    if (up->sent < up->total) {
-        return ngx_http_registry_upload_send(r, ctx);
-    }
 
-    if (!up->completed) {
-        up->completed = 1;
+/* the S3 operation of up->state */
 
+static ngx_int_t
+ngx_http_registry_upload_s3(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    off_t                        len;
+    ngx_int_t                    rc;
+    ngx_uint_t                   number;
+    ngx_chain_t                 *cl;
+    ngx_http_registry_upload_t  *up;
+    ngx_http_registry_s3_op_t    op;
+
+    up = ctx->data;
+
+    switch (up->state) {
+
+    case NGX_HTTP_REGISTRY_UPLOAD_CREATE:
+        rc = ngx_http_registry_s3_op_create_multipart(r, &op, &up->key);
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_PART:
+        len = ngx_min(up->part_size, up->total - up->sent);
+
+        cl = ngx_http_registry_upload_chain(r, up, up->sent, len);
+        if (cl == NGX_CHAIN_ERROR) {
+            return NGX_ERROR;
+        }
+
+        number = up->ncommitted + up->parts->nelts + 1;
+
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "registry upload %V part %ui: %O bytes",
+                       &up->id, number, len);
+
+        rc = ngx_http_registry_s3_op_upload_part(r, &op, &up->key, &up->mpu,
+                                                 number, cl, len);
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_PUT:
+        cl = ngx_http_registry_upload_chain(r, up, 0, up->total);
+        if (cl == NGX_CHAIN_ERROR) {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_registry_s3_op_put(r, &op, &up->key, cl, up->total,
+                                         NULL);
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_COMPLETE:
         if (up->committed) {
             /* the parts before ours, then ours */
             if (ngx_array_push_n(up->committed, up->parts->nelts) == NULL) {
@@ -161,156 +146,139 @@ ngx_http_registry_upload_finish(ngx_http_request_t *r,
             up->parts = up->committed;
         }
 
-        up->stored = 1;
+        rc = ngx_http_registry_s3_op_complete(r, &op, &up->key, &up->mpu,
+                                              up->parts);
+        break;
 
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_complete(r, &op, &up->key,
-                                                    &up->mpu, up->parts),
-                   &op, ngx_http_registry_upload_s3_done);
+    case NGX_HTTP_REGISTRY_UPLOAD_DELETE:
+        rc = ngx_http_registry_s3_op_delete(r, &op, &up->key);
+        break;
+
+    default: /* ABORT, CANCEL, DISCARD */
+        rc = ngx_http_registry_s3_op_abort(r, &op, &up->key, &up->mpu);
     }
 
-finish:
-
-    if (ngx_http_registry_keyf(r->pool, &args[0], "blob:%V", &up->claimed)
-        != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[1], "repo:%V:blobs",
-                                  &ctx->repo) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[2], "blob:%V:links",
-                                  &up->claimed) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[11], "%O",
-                                  up->offset + up->chunk_len) != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &args[13], "%T", ngx_time())
-           != NGX_OK)
-    {
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ngx_str_set(&args[3], "blobs");
-    ngx_str_set(&args[4], "repos");
-    args[5] = up->session;
-    args[6] = up->etags;
-    args[7] = up->tail_key;
-    ngx_str_set(&args[8], "objects:pending");
-    args[9] = up->claimed;
-    args[10] = ctx->repo;
-    args[15] = up->key;
-
-    /* empty strings, never NULL ones, for hiredis */
-
-    if (up->token.len) {
-        args[14] = up->token;
-
-    } else {
-        ngx_str_set(&args[14], "");
-    }
-
-    if (up->stored) {
-        args[12] = up->key;
-
-    } else {
-        ngx_str_set(&args[12], "");
-    }
-
-    return ngx_http_registry_run(r, ngx_http_registry_upload_finished,
-                                 "upload_finish", 9, args,
-                                 16);
+    return ngx_http_registry_s3_run(r, ngx_http_registry_upload_s3_done, &op);
 }
 
 
-/* the next part of ours to S3, the multipart upload made first if need be */
+/* S3's answer to the operation of up->state */
 
-ngx_int_t
-ngx_http_registry_upload_send(ngx_http_request_t *r,
+static ngx_int_t
+ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    off_t                        len;
-    ngx_uint_t                   number;
-    ngx_chain_t                 *cl;
-    ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
+    off_t                         len;
+    size_t                        lens[3];
+    ngx_str_t                     id;
+    ngx_uint_t                    status;
+    const char                   *argv[3];
+    ngx_http_registry_upload_t   *up;
+    ngx_http_registry_s3_part_t  *part;
 
     up = ctx->data;
+    status = ctx->s3.status;
 
-    if (up->tail_len && !up->tail_loaded) {
-        return ngx_http_registry_upload_load_tail(r, ctx);
-    }
+    switch (up->state) {
 
-    if (up->mpu.len == 0) {
-        if (!up->pending) {
-            /* a monolithic push over 5 GiB: no claim recorded the key */
-            return ngx_http_registry_upload_pend(r, ctx);
+    case NGX_HTTP_REGISTRY_UPLOAD_CREATE:
+        if (status != NGX_HTTP_OK
+            || ngx_http_registry_s3_xml_value(r->pool, &ctx->s3.body,
+                                              "UploadId", &id)
+               != NGX_OK
+            || id.len == 0)
+        {
+            return ngx_http_registry_s3_failed(r, ctx);
         }
 
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_create_multipart(r, &op, &up->key),
-                   &op, ngx_http_registry_upload_mpu_done);
+        up->mpu.len = id.len;
+        up->mpu.data = ngx_pstrdup(r->pool, &id);
+        if (up->mpu.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_PART:
+        if (status != NGX_HTTP_OK || ctx->s3.etag.len == 0) {
+            return ngx_http_registry_s3_failed(r, ctx);
+        }
+
+        part = ngx_array_push(up->parts);
+        if (part == NULL) {
+            return NGX_ERROR;
+        }
+
+        part->number = up->ncommitted + up->parts->nelts;
+        part->etag.len = ctx->s3.etag.len;
+        part->etag.data = ngx_pstrdup(r->pool, &ctx->s3.etag);
+        if (part->etag.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_min(up->part_size, up->total - up->sent);
+        up->sent += len;
+
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_ABORT:
+        /* gone already is as good */
+        if (status != NGX_HTTP_NO_CONTENT && status != NGX_HTTP_NOT_FOUND) {
+            return ngx_http_registry_s3_failed(r, ctx);
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_CANCEL:
+        /* the session goes whatever S3 said */
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_DISCARD:
+        return ngx_http_registry_unavailable(r, "redis: upload not recorded");
+
+    case NGX_HTTP_REGISTRY_UPLOAD_DELETE:
+        if (status != NGX_HTTP_NO_CONTENT && status != NGX_HTTP_NOT_FOUND) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "registry: s3 delete of %V answered %ui, the "
+                          "object stays pending", &up->key, status);
+            break;
+        }
+
+        argv[0] = "ZREM";
+        lens[0] = sizeof("ZREM") - 1;
+        argv[1] = "objects:pending";
+        lens[1] = sizeof("objects:pending") - 1;
+        argv[2] = (const char *) up->key.data;
+        lens[2] = up->key.len;
+
+        /* Redis away: the key stays pending, the collector finds none */
+        (void) ngx_http_registry_redis_call(NULL, NULL, 3, argv, lens);
+
+        break;
+
+    default: /* PUT, COMPLETE */
+        /* CompleteMultipartUpload may fail with 200 and an error body */
+        if (status != NGX_HTTP_OK || ctx->s3.error_code.len) {
+            return ngx_http_registry_s3_failed(r, ctx);
+        }
     }
 
-    len = ngx_min(up->part_size, up->total - up->sent);
-
-    cl = ngx_http_registry_upload_chain(r, up, up->sent, len);
-    if (cl == NGX_CHAIN_ERROR) {
-        return NGX_ERROR;
-    }
-
-    number = up->ncommitted + up->parts->nelts + 1;
-
-    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "registry upload %V part %ui: %O bytes",
-                   &up->id, number, len);
-
-    return ngx_http_registry_upload_s3(r, ctx,
-               ngx_http_registry_s3_op_upload_part(r, &op, &up->key, &up->mpu,
-                                                   number, cl, len),
-               &op, ngx_http_registry_upload_part_done);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
 static ngx_int_t
-ngx_http_registry_upload_mpu_done(ngx_http_request_t *r,
+ngx_http_registry_upload_recorded(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_str_t                    id;
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    if (ctx->s3.status != NGX_HTTP_OK
-        || ngx_http_registry_s3_xml_value(r->pool, &ctx->s3.body, "UploadId",
-                                          &id)
-           != NGX_OK
-        || id.len == 0)
-    {
-        return ngx_http_registry_s3_failed(r, ctx);
-    }
-
-    up->mpu.len = id.len;
-    up->mpu.data = ngx_pstrdup(r->pool, &id);
-    if (up->mpu.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (up->monolithic) {
-        /* no session: objects:pending names the key */
-        return ngx_http_registry_upload_send(r, ctx);
-    }
-
-    return ngx_http_registry_upload_record_mpu(r, ctx,
-                                   ngx_http_registry_upload_mpu_recorded);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_mpu_recorded(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
-
     if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_INTEGER
         && ctx->reply->integer == 1)
     {
-        return ngx_http_registry_upload_send(r, ctx);
+        return ngx_http_registry_upload_next(r, ctx);
     }
 
     /*
@@ -318,69 +286,8 @@ ngx_http_registry_upload_mpu_recorded(ngx_http_request_t *r,
      * upload, so it goes now, while S3 answers
      */
 
-    up = ctx->data;
-    up->aborted = 1;
-
-    return ngx_http_registry_upload_s3(r, ctx,
-               ngx_http_registry_s3_op_abort(r, &op, &up->key, &up->mpu),
-               &op, ngx_http_registry_upload_mpu_dropped);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_mpu_dropped(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    return ngx_http_registry_unavailable(r, "redis: upload not recorded");
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_part_done(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    off_t                         len;
-    ngx_http_registry_upload_t   *up;
-    ngx_http_registry_s3_part_t  *part;
-
-    up = ctx->data;
-
-    if (ctx->s3.status != NGX_HTTP_OK || ctx->s3.etag.len == 0) {
-        return ngx_http_registry_s3_failed(r, ctx);
-    }
-
-    part = ngx_array_push(up->parts);
-    if (part == NULL) {
-        return NGX_ERROR;
-    }
-
-    part->number = up->ncommitted + up->parts->nelts;
-    part->etag.len = ctx->s3.etag.len;
-    part->etag.data = ngx_pstrdup(r->pool, &ctx->s3.etag);
-    if (part->etag.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = ngx_min(up->part_size, up->total - up->sent);
-    up->sent += len;
-
-    return ngx_http_registry_upload_drive(r, ctx);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_load_tail(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t                    get;
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    ngx_str_set(&get, "GET");
-
-    return ngx_http_registry_call(r, ngx_http_registry_upload_tail_done, 2,
-                                  &get, &up->tail_key, NULL);
+    return ngx_http_registry_upload_go(r, ctx,
+                                       NGX_HTTP_REGISTRY_UPLOAD_DISCARD);
 }
 
 
@@ -415,9 +322,8 @@ ngx_http_registry_upload_tail_done(ngx_http_request_t *r,
     }
 
     ngx_memcpy(up->tail.data, tail.data, tail.len);
-    up->tail_loaded = 1;
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -433,10 +339,9 @@ ngx_http_registry_upload_exists_done(ngx_http_request_t *r,
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
-    up->checked = 1;
     up->exists = (ctx->reply->integer != 0);
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -500,39 +405,69 @@ ngx_http_registry_upload_etags_done(ngx_http_request_t *r,
         ngx_memcpy(part->etag.data, sp + 1, part->etag.len);
     }
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
-/* S3 answered PutObject, CompleteMultipartUpload or an abort */
+/*
+ * The blob is stored (or existed: then nothing was) and checked: it
+ * becomes visible, and the session ends.
+ */
 
 static ngx_int_t
-ngx_http_registry_upload_s3_done(ngx_http_request_t *r,
+ngx_http_registry_upload_finish(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    ngx_str_t                    args[16];
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
 
-    if (up->aborting) {
-        up->aborting = 0;
-
-        /* gone already is as good */
-        if (ctx->s3.status == NGX_HTTP_NO_CONTENT
-            || ctx->s3.status == NGX_HTTP_NOT_FOUND)
-        {
-            return ngx_http_registry_upload_drive(r, ctx);
-        }
-
-        return ngx_http_registry_s3_failed(r, ctx);
+    if (ngx_http_registry_keyf(r->pool, &args[0], "blob:%V", &up->claimed)
+        != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[1], "repo:%V:blobs",
+                                  &ctx->repo) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[2], "blob:%V:links",
+                                  &up->claimed) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[11], "%O",
+                                  up->offset + up->chunk_len) != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[13], "%T", ngx_time())
+           != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    /* CompleteMultipartUpload may fail with 200 and an error body */
-    if (ctx->s3.status != NGX_HTTP_OK || ctx->s3.error_code.len) {
-        return ngx_http_registry_s3_failed(r, ctx);
+    ngx_str_set(&args[3], "blobs");
+    ngx_str_set(&args[4], "repos");
+    args[5] = up->session;
+    args[6] = up->etags;
+    args[7] = up->tail_key;
+    ngx_str_set(&args[8], "objects:pending");
+    args[9] = up->claimed;
+    args[10] = ctx->repo;
+    args[15] = up->key;
+
+    /* empty strings, never NULL ones, for hiredis */
+
+    if (up->token.len) {
+        args[14] = up->token;
+
+    } else {
+        ngx_str_set(&args[14], "");
     }
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    /* our object holds the blob, unless the blob existed before us */
+
+    if (up->exists) {
+        ngx_str_set(&args[12], "");
+
+    } else {
+        args[12] = up->key;
+    }
+
+    return ngx_http_registry_run(r, ngx_http_registry_upload_finished,
+                                 "upload_finish", 9, args,
+                                 16);
 }
 
 
@@ -558,25 +493,27 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
 
         ctx->error_message = (char *) msg.data;
 
-        return up->stored ? ngx_http_registry_upload_delete(r, ctx,
-                                ngx_http_registry_upload_denied)
-                          : ngx_http_registry_upload_denied(r, ctx);
+        return up->exists ? ngx_http_registry_upload_denied(r, ctx)
+                          : ngx_http_registry_upload_delete(r, ctx,
+                                ngx_http_registry_upload_denied);
     }
 
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
-    if (ctx->reply->integer == -1 && !up->aborted) {
+    if (ctx->reply->integer == -1 && up->mpu.len == 0) {
         /*
          * The collector took the blob since we found it (gc.c): our
-         * bytes are stored after all, still under our claim
+         * bytes are stored after all, still under our claim, as if the
+         * check had found none
          */
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "registry: blob %V collected meanwhile, stored again",
                       &up->claimed);
         up->exists = 0;
-        return ngx_http_registry_upload_drive(r, ctx);
+        up->state = NGX_HTTP_REGISTRY_UPLOAD_EXISTS;
+        return ngx_http_registry_upload_next(r, ctx);
     }
 
     /* the session is gone with the claim, or was not ours any more */
@@ -588,7 +525,8 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
         return ngx_http_registry_upload_blob_created(r, ctx);
 
     case 0:
-        if (!up->stored) {
+        if (up->exists) {
+            /* as we knew: nothing of ours was stored */
             return ngx_http_registry_upload_blob_created(r, ctx);
         }
 
@@ -609,7 +547,7 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
                       "registry: upload %V was cancelled while it ended",
                       &up->id);
 
-        if (!up->stored) {
+        if (up->exists) {
             return ngx_http_registry_upload_unknown(r);
         }
 
@@ -617,7 +555,7 @@ ngx_http_registry_upload_finished(ngx_http_request_t *r,
                    ngx_http_registry_upload_dropped);
 
     default:
-        /* collected with our multipart upload aborted: start again */
+        /* collected, our multipart upload aborted (gc.c): start again */
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: blob %V vanished while linked",
                       &up->claimed);
@@ -637,47 +575,12 @@ ngx_http_registry_upload_delete(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
     ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
 
     up = ctx->data;
     up->deleted = next;
 
-    return ngx_http_registry_upload_s3(r, ctx,
-               ngx_http_registry_s3_op_delete(r, &op, &up->key),
-               &op, ngx_http_registry_upload_deleted);
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_deleted(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    size_t                       lens[3];
-    const char                  *argv[3];
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    if (ctx->s3.status == NGX_HTTP_NO_CONTENT
-        || ctx->s3.status == NGX_HTTP_NOT_FOUND)
-    {
-        argv[0] = "ZREM";
-        lens[0] = sizeof("ZREM") - 1;
-        argv[1] = "objects:pending";
-        lens[1] = sizeof("objects:pending") - 1;
-        argv[2] = (const char *) up->key.data;
-        lens[2] = up->key.len;
-
-        /* Redis away: the key stays pending, the collector finds none */
-        (void) ngx_http_registry_redis_call(NULL, NULL, 3, argv, lens);
-
-    } else {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "registry: s3 delete of %V answered %ui, the object "
-                      "stays pending", &up->key, ctx->s3.status);
-    }
-
-    return up->deleted(r, ctx);
+    return ngx_http_registry_upload_go(r, ctx,
+                                       NGX_HTTP_REGISTRY_UPLOAD_DELETE);
 }
 
 
@@ -695,38 +598,6 @@ ngx_http_registry_upload_denied(ngx_http_request_t *r,
 {
     return ngx_http_registry_error(r, NGX_HTTP_FORBIDDEN, "DENIED",
                                    ctx->error_message);
-}
-
-
-/*
- * DELETE of a session, or the end of one whose digest was wrong: whoever
- * holds it loses it, and its multipart upload goes.
- */
-
-ngx_int_t
-ngx_http_registry_upload_cancel(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_http_registry_upload_t  *up;
-    ngx_http_registry_s3_op_t    op;
-
-    up = ctx->data;
-
-    if (up->mpu.len && !up->aborted) {
-        up->aborted = 1;
-        return ngx_http_registry_upload_s3(r, ctx,
-                   ngx_http_registry_s3_op_abort(r, &op, &up->key, &up->mpu),
-                   &op, ngx_http_registry_upload_forget);
-    }
-
-    if (up->monolithic && up->stored) {
-        /* a streamed push stored the object before its digest was known */
-        up->stored = 0;
-        return ngx_http_registry_upload_delete(r, ctx,
-                   ngx_http_registry_upload_forget);
-    }
-
-    return ngx_http_registry_upload_forget(r, ctx);
 }
 
 
@@ -808,24 +679,4 @@ ngx_http_registry_upload_chain(ngx_http_request_t *r,
     *ll = NULL;
 
     return head;
-}
-
-
-static ngx_int_t
-ngx_http_registry_upload_s3(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_int_t built,
-    ngx_http_registry_s3_op_t *op, ngx_http_registry_step_pt next)
-{
-    if (built != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx->next = next;
-
-    if (ngx_http_registry_s3_request(r, ctx, op) != NGX_OK) {
-        ctx->next = NULL;
-        return NGX_ERROR;
-    }
-
-    return NGX_DONE;
 }

@@ -55,8 +55,6 @@ static ngx_int_t ngx_http_registry_upload_content_range(
     ngx_http_request_t *r, ngx_http_registry_upload_t *up);
 static ngx_int_t ngx_http_registry_upload_read(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_upload_patch(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_committed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_status(ngx_http_request_t *r,
@@ -141,16 +139,12 @@ ngx_http_registry_uploads_post(ngx_http_request_t *r,
     up->final = 1;
     up->monolithic = 1;
 
-    SHA256_Init(&ctx->sha);
-    ctx->hash_body = 1;
+    /* to S3 while it arrives, instead of through nginx's temp file */
+    up->stream = ngx_http_registry_s3_streamable(r);
 
-    if (ngx_http_registry_s3_streamable(r)) {
-        /* to S3 while it arrives, instead of through nginx's temp file */
-        up->streaming = 1;
-        return ngx_http_registry_upload_pend(r, ctx);
-    }
+    ctx->body.hash = &up->sha;
 
-    return ngx_http_registry_read_body(r, ctx, ngx_http_registry_upload_read);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -164,20 +158,15 @@ static ngx_int_t
 ngx_http_registry_upload_streamed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
     if (ctx->s3.status != NGX_HTTP_OK) {
         return ngx_http_registry_s3_failed(r, ctx);
     }
 
-    up->stored = 1;
-    up->checked = 1;    /* a blob that exists meanwhile: FINISH tells */
+    /* a blob that exists meanwhile: the finish script tells */
 
-    if (ctx->body_bytes != r->headers_in.content_length_n) {
+    if (ctx->body.bytes != r->headers_in.content_length_n) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "registry: s3 stored %O bytes of %O", ctx->body_bytes,
+                      "registry: s3 stored %O bytes of %O", ctx->body.bytes,
                       r->headers_in.content_length_n);
         return ngx_http_registry_upload_cancel(r, ctx);
     }
@@ -193,6 +182,9 @@ ngx_http_registry_upload_created(ngx_http_request_t *r,
     if (ctx->reply == NULL || ctx->reply->type == REDIS_REPLY_ERROR) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_UPLOADS_STARTED,
+                                  0, 1);
 
     return ngx_http_registry_upload_status(r, ctx, NGX_HTTP_ACCEPTED);
 }
@@ -301,8 +293,7 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
 
     if (up->offset == NGX_ERROR || up->tail_len == NGX_ERROR
         || n == NGX_ERROR
-        || sha.len != 1 + sizeof(SHA256_CTX)
-        || sha.data[0] != NGX_HTTP_REGISTRY_SHA_VERSION)
+        || ngx_http_registry_hash_load(&up->sha, &sha) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "registry: upload session %V is damaged", &up->id);
@@ -310,8 +301,6 @@ ngx_http_registry_upload_loaded(ngx_http_request_t *r,
     }
 
     up->ncommitted = n;
-
-    ngx_memcpy(&ctx->sha, sha.data + 1, sizeof(SHA256_CTX));
 
     up->mpu.len = mpu.len;
     up->mpu.data = ngx_pstrdup(r->pool, &mpu);
@@ -346,7 +335,7 @@ ngx_http_registry_upload_write(ngx_http_request_t *r,
         return ngx_http_registry_upload_range_error(r, ctx);
     }
 
-    ctx->hash_body = 1;
+    ctx->body.hash = &up->sha;
 
     if (up->final && up->offset == 0 && up->tail_len == 0
         && up->mpu.len == 0 && ngx_http_registry_s3_streamable(r))
@@ -357,12 +346,10 @@ ngx_http_registry_upload_write(ngx_http_request_t *r,
          * goes to S3 as it arrives.
          */
         up->total = r->headers_in.content_length_n;
-        up->streaming = 1;
-
-        return ngx_http_registry_upload_claim(r, ctx);
+        up->stream = 1;
     }
 
-    return ngx_http_registry_read_body(r, ctx, ngx_http_registry_upload_read);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
@@ -452,13 +439,11 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     off_t                        n;
-    u_char                       hash[SHA256_DIGEST_LENGTH];
-    u_char                       hex[7 + 2 * SHA256_DIGEST_LENGTH];
-    SHA256_CTX                   final;
+    u_char                       hex[NGX_HTTP_REGISTRY_DIGEST_LEN];
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
-    up->chunk_len = ctx->body_bytes;
+    up->chunk_len = ctx->body.bytes;
     up->total = up->tail_len + up->chunk_len;
 
     if (up->has_range
@@ -483,11 +468,7 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
     }
 
     if (up->final) {
-        final = ctx->sha;
-        SHA256_Final(hash, &final);
-
-        ngx_memcpy(hex, "sha256:", 7);
-        ngx_hex_dump(hex + 7, hash, SHA256_DIGEST_LENGTH);
+        ngx_http_registry_hash_digest(&up->sha, hex);
 
         if (up->claimed.len != sizeof(hex)
             || ngx_strncmp(up->claimed.data, hex, sizeof(hex)) != 0)
@@ -497,63 +478,245 @@ ngx_http_registry_upload_read(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_registry_upload_drive(r, ctx);
+    return ngx_http_registry_upload_next(r, ctx);
 }
 
 
-/* the next thing this request needs done; each completion comes back */
+/*
+ * The one place that decides what an upload does next: the operation of
+ * up->state has succeeded (a failure is answered where it is seen).
+ */
 
 ngx_int_t
-ngx_http_registry_upload_drive(ngx_http_request_t *r,
+ngx_http_registry_upload_next(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    ngx_uint_t                   multipart;
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
 
-    if (up->streaming) {
-        /* claimed or recorded: the body goes to S3 as it arrives */
-        up->streaming = 0;
+    switch (up->state) {
 
-        /* a blob that exists already is only read, never stored again */
-        return up->exists
-               ? ngx_http_registry_read_body(r, ctx,
-                                             ngx_http_registry_upload_read)
-               : ngx_http_registry_s3_stream_put(r, ctx, &up->key,
-                                          ngx_http_registry_upload_streamed);
+    case NGX_HTTP_REGISTRY_UPLOAD_START:
+        if (!up->stream) {
+            return ngx_http_registry_upload_go(r, ctx,
+                                               NGX_HTTP_REGISTRY_UPLOAD_BODY);
+        }
+
+        /* the key recorded or the session ours first: S3 writes at once */
+
+        return ngx_http_registry_upload_go(r, ctx,
+                   up->monolithic ? NGX_HTTP_REGISTRY_UPLOAD_PEND
+                                  : NGX_HTTP_REGISTRY_UPLOAD_CLAIM);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_BODY:
+        if (!up->final) {
+            if (up->chunk_len == 0) {
+                return ngx_http_registry_upload_status(r, ctx,
+                                                       NGX_HTTP_ACCEPTED);
+            }
+
+            /* too few bytes for a part wait in the tail */
+
+            return ngx_http_registry_upload_go(r, ctx,
+                       up->total >= NGX_HTTP_REGISTRY_S3_MIN_PART
+                       ? NGX_HTTP_REGISTRY_UPLOAD_CLAIM
+                       : NGX_HTTP_REGISTRY_UPLOAD_SAVE);
+        }
+
+        if (up->stream) {
+            /* claimed to stream it, but the blob exists */
+            return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_FINISH);
+        }
+
+        /* the claim tells whether the blob exists too */
+
+        return ngx_http_registry_upload_go(r, ctx,
+                   up->monolithic ? NGX_HTTP_REGISTRY_UPLOAD_EXISTS
+                                  : NGX_HTTP_REGISTRY_UPLOAD_CLAIM);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_PEND:
+        if (up->stream) {
+            return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_STREAM);
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_CLAIM:
+        if (up->stream) {
+            /* a blob that exists already is only read, never stored again */
+            return ngx_http_registry_upload_go(r, ctx,
+                       up->exists ? NGX_HTTP_REGISTRY_UPLOAD_BODY
+                                  : NGX_HTTP_REGISTRY_UPLOAD_STREAM);
+        }
+
+        /* fall through */
+
+    case NGX_HTTP_REGISTRY_UPLOAD_EXISTS:
+        if (up->exists) {
+            return ngx_http_registry_upload_go(r, ctx,
+                       up->mpu.len ? NGX_HTTP_REGISTRY_UPLOAD_ABORT
+                                   : NGX_HTTP_REGISTRY_UPLOAD_FINISH);
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_CREATE:
+        if (!up->monolithic) {
+            /* before the first part: a retry goes on with the same one */
+            return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_RECORD);
+        }
+
+        break;
+
+    case NGX_HTTP_REGISTRY_UPLOAD_STREAM:
+    case NGX_HTTP_REGISTRY_UPLOAD_PUT:
+    case NGX_HTTP_REGISTRY_UPLOAD_COMPLETE:
+    case NGX_HTTP_REGISTRY_UPLOAD_ABORT:
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_FINISH);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_DELETE:
+        return up->deleted(r, ctx);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_CANCEL:
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_FORGET);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_ETAGS:
+    case NGX_HTTP_REGISTRY_UPLOAD_TAIL:
+    case NGX_HTTP_REGISTRY_UPLOAD_RECORD:
+    case NGX_HTTP_REGISTRY_UPLOAD_PART:
+        break;
+
+    default: /* SAVE, FINISH, DISCARD, FORGET: they answer */
+        return NGX_ERROR;
     }
 
-    return up->final ? ngx_http_registry_upload_finish(r, ctx)
-                     : ngx_http_registry_upload_patch(r, ctx);
+    /*
+     * Our bytes to S3, once the session is ours (or, pushed in one
+     * request, the blob is known not to exist): these steps in this
+     * order, each when it is needed.  A PATCH's bytes go as parts; a
+     * blob's as one PutObject, unless it is too large or parts hold
+     * some.
+     */
+
+    multipart = !up->final || up->mpu.len
+                || up->total > NGX_HTTP_REGISTRY_MAX_PART;
+
+    if (up->state < NGX_HTTP_REGISTRY_UPLOAD_ETAGS
+        && up->final && multipart && up->ncommitted)
+    {
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_ETAGS);
+    }
+
+    if (up->state < NGX_HTTP_REGISTRY_UPLOAD_TAIL && up->tail_len) {
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_TAIL);
+    }
+
+    if (up->state < NGX_HTTP_REGISTRY_UPLOAD_PEND && up->monolithic) {
+        /* a session's claim recorded the key */
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_PEND);
+    }
+
+    if (!multipart) {
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_PUT);
+    }
+
+    if (up->sent < up->total) {
+        return ngx_http_registry_upload_go(r, ctx,
+                   up->mpu.len ? NGX_HTTP_REGISTRY_UPLOAD_PART
+                               : NGX_HTTP_REGISTRY_UPLOAD_CREATE);
+    }
+
+    /* the parts sent: the blob is theirs, or the session moves on */
+
+    return ngx_http_registry_upload_go(r, ctx,
+               up->final ? NGX_HTTP_REGISTRY_UPLOAD_COMPLETE
+                         : NGX_HTTP_REGISTRY_UPLOAD_SAVE);
 }
 
 
-static ngx_int_t
-ngx_http_registry_upload_patch(ngx_http_request_t *r,
+/* the one place up->state changes: its operation starts */
+
+ngx_int_t
+ngx_http_registry_upload_go(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx, ngx_http_registry_upload_state_e state)
+{
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+    up->state = state;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "registry upload %V state %d", &up->id, state);
+
+    switch (state) {
+
+    case NGX_HTTP_REGISTRY_UPLOAD_BODY:
+        return ngx_http_registry_read_body(r, ctx,
+                                           ngx_http_registry_upload_read);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_STREAM:
+        return ngx_http_registry_s3_stream_put(r, ctx, &up->key,
+                                          ngx_http_registry_upload_streamed);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_CLAIM:
+        return ngx_http_registry_upload_claim(r, ctx);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_PEND:
+        return ngx_http_registry_upload_pend(r, ctx);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_SAVE:
+        return ngx_http_registry_upload_save(r, ctx,
+                                          ngx_http_registry_upload_committed);
+
+    case NGX_HTTP_REGISTRY_UPLOAD_FORGET:
+        return ngx_http_registry_upload_forget(r, ctx);
+
+    default:
+        /* the bytes to S3 and the commit */
+        return ngx_http_registry_upload_store(r, ctx);
+    }
+}
+
+
+/*
+ * DELETE of a session, or the end of one whose digest was wrong: whoever
+ * holds it loses it, and its multipart upload goes.
+ */
+
+ngx_int_t
+ngx_http_registry_upload_cancel(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
     ngx_http_registry_upload_t  *up;
 
     up = ctx->data;
 
-    if (up->chunk_len == 0) {
-        return ngx_http_registry_upload_status(r, ctx, NGX_HTTP_ACCEPTED);
+    if (up->mpu.len) {
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_CANCEL);
     }
 
-    if (up->total >= NGX_HTTP_REGISTRY_S3_MIN_PART
-        && up->sent < up->total)
-    {
-        if (!up->locked) {
-            return ngx_http_registry_upload_claim(r, ctx);
-        }
+    if (up->monolithic && up->state == NGX_HTTP_REGISTRY_UPLOAD_STREAM) {
+        /* a streamed push stored the object before its digest was known */
+        up->deleted = ngx_http_registry_upload_forget;
 
-        return ngx_http_registry_upload_send(r, ctx);
+        return ngx_http_registry_upload_go(r, ctx,
+                                           NGX_HTTP_REGISTRY_UPLOAD_DELETE);
     }
 
-    /* the bytes in the tail, or our parts: the session moves on */
-
-    return ngx_http_registry_upload_save(r, ctx,
-                                         ngx_http_registry_upload_committed);
+    return ngx_http_registry_upload_go(r, ctx,
+                                       NGX_HTTP_REGISTRY_UPLOAD_FORGET);
 }
 
 
@@ -652,6 +815,11 @@ ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
     ngx_str_t                    location;
     ngx_http_registry_upload_t  *up;
 
+    if (!ctx->durable) {
+        return ngx_http_registry_redis_durable(r,
+                                         ngx_http_registry_upload_blob_created);
+    }
+
     if (ngx_http_registry_keyf(r->pool, &location, "/v2/%V/blobs/%V",
                                &ctx->repo, &ctx->digest)
         != NGX_OK
@@ -666,6 +834,11 @@ ngx_http_registry_upload_blob_created(ngx_http_request_t *r,
     /* a mount has no upload state: the event looks the size up */
     up = ctx->data;
     size = (up && up->final) ? up->offset + up->chunk_len : -1;
+
+    if (up && up->final && !up->monolithic) {
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_UPLOADS_COMMITTED, 0, 1);
+    }
 
     ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_PUSH, size);
 
@@ -685,6 +858,13 @@ ngx_http_registry_upload_forgotten(ngx_http_request_t *r,
         && (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_INTEGER))
     {
         return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    /* a session ends here only if this DEL took it */
+
+    if (!up->monolithic && ctx->reply->integer > 0) {
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_UPLOADS_CANCELLED, 0, 1);
     }
 
     if (up->final) {

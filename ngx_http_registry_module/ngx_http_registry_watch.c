@@ -3,7 +3,9 @@
  * Watches of a project's image streams: GET .../namespaces/P/imagestreams
  * ?watch=true.
  *
- * A watch is a chunked response of one watch event per line.  Every
+ * A watch is a chunked response of one watch event per line; an event
+ * carries the stream's metadata and the one tag that changed
+ * (redis/lib.lua), so its size does not grow with the stream's.  Every
  * worker holds one subscribe-mode Redis connection (redis.c) and hands
  * each published change to its watchers of that project; a watch that
  * starts from a resourceVersion is first replayed from the watch log.  A
@@ -53,6 +55,7 @@ typedef struct {
 
 
 static void ngx_http_registry_watch_cleanup(void *data);
+static void ngx_http_registry_watch_unqueue(ngx_http_registry_watch_t *w);
 static ngx_int_t ngx_http_registry_watch_query(ngx_http_registry_watch_t *w);
 static ngx_int_t ngx_http_registry_watch_replayed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -162,6 +165,9 @@ ngx_http_registry_watch_start(ngx_http_request_t *r,
 
     ngx_queue_insert_tail(&ngx_http_registry_watchers, &w->queue);
     w->queued = 1;
+    ctx->watch = 1;
+
+    ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_WATCHES, 0, 1);
 
     /* a reload must not wait for watches: the timer does not hold it */
 
@@ -203,10 +209,7 @@ ngx_http_registry_watch_cleanup(void *data)
 {
     ngx_http_registry_watch_t *w = data;
 
-    if (w->queued) {
-        ngx_queue_remove(&w->queue);
-        w->queued = 0;
-    }
+    ngx_http_registry_watch_unqueue(w);
 
     if (w->timeout.timer_set) {
         ngx_del_timer(&w->timeout);
@@ -217,6 +220,20 @@ ngx_http_registry_watch_cleanup(void *data)
     ngx_http_registry_watch_free(&w->retired);
 
     w->request = NULL;
+}
+
+
+/* out of the worker's watchers: an active watch no more */
+
+static void
+ngx_http_registry_watch_unqueue(ngx_http_registry_watch_t *w)
+{
+    if (w->queued) {
+        ngx_queue_remove(&w->queue);
+        w->queued = 0;
+
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_WATCHES, 0, -1);
+    }
 }
 
 
@@ -284,10 +301,7 @@ ngx_http_registry_watch_replayed(ngx_http_request_t *r,
     if (rc != NGX_DONE && !w->ended) {
         w->ended = 1;
 
-        if (w->queued) {
-            ngx_queue_remove(&w->queue);
-            w->queued = 0;
-        }
+        ngx_http_registry_watch_unqueue(w);
 
         if (w->timeout.timer_set) {
             ngx_del_timer(&w->timeout);
@@ -762,10 +776,7 @@ ngx_http_registry_watch_end(ngx_http_registry_watch_t *w, ngx_int_t rc)
     c = r->connection;
     c->idle = 0;
 
-    if (w->queued) {
-        ngx_queue_remove(&w->queue);
-        w->queued = 0;
-    }
+    ngx_http_registry_watch_unqueue(w);
 
     if (w->timeout.timer_set) {
         ngx_del_timer(&w->timeout);

@@ -12,7 +12,8 @@ use Test::More;
 use Cwd qw(getcwd);
 use Time::HiRes qw(sleep);
 use Registry::Harness qw(start_nginx read_file free_ports start_redis);
-use Registry::Auth qw(admin setup_people basic leaked_tokens remember_tokens redis_cli);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig admin setup_people basic
+    leaked_tokens remember_tokens redis_cli);
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10, 2);
 
@@ -28,28 +29,10 @@ my $BAD_TOKEN = 'sha256~neverIssuedEither00000000000000000000000000';
 remember_tokens($BAD_TOKEN);
 my @used = (values(%$T), $BAD_TOKEN);
 
-my $http = <<'EOF';
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
+my $http = $AuthHttpConfig . <<'EOF';
     log_format registry '$remote_addr $registry_user "$request" $status';
 EOF
-
-my $server = <<'EOF';
-    location / {
-        registry;
-    }
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-    }
-EOF
+my $server = $AuthConfig;
 
 sub registry {
     my (%o) = @_;

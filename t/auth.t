@@ -17,8 +17,10 @@ BEGIN { $ENV{TEST_NGINX_SERVROOT} = Cwd::getcwd() . '/t/servroot-auth' }
 use Test::Nginx::Socket 'no_plan';
 use Test::More ();
 use Digest::SHA qw(sha256_hex);
-use Registry::Auth qw(setup_people basic redis_cli leaked_tokens remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig setup_people basic redis_cli
+    leaked_tokens remember_tokens);
 use Registry::Harness qw(start_redis free_ports);
+use Registry::Blobs qw(registry_blocks);
 
 # a Redis of its own: the users, projects and cluster roles
 # of Registry::Auth are made from scratch by each auth test file, which
@@ -46,48 +48,18 @@ our $ZERO = 'sha256:' . ('0' x 64);
 our $UNAUTHORIZED = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}';
 our $DENIED = '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}';
 
-our $HttpConfig = <<'_EOC_';
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
+our $HttpConfig = $AuthHttpConfig . <<'_EOC_';
     registry_auth_cache zone=registry_auth:1m valid=10s;
     log_format registry '$remote_addr $registry_user "$request" $status';
     access_log $TEST_NGINX_SERVROOT/logs/access.log registry;
 _EOC_
 
-our $Config = <<'_EOC_';
-    location / {
-        registry;
-    }
+our $Config = $AuthConfig;
 
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
-
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[crit]\n[alert]\n[emerg]")
-        unless defined $block->no_error_log;
-});
-
+registry_blocks(http_config => $HttpConfig, config => $Config,
+    no_error_log => "[crit]\n[alert]\n[emerg]");
 # info: the module's refusals are logged at that level
 log_level('info');
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
 run_tests();
 
 # no token in any log this file's nginx wrote

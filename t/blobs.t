@@ -15,7 +15,7 @@ use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
 use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli s3
-    s3_delete blob_key curl pipelined);
+    s3_delete blob_key curl pipelined registry_blocks);
 use Registry::Harness qw(start_nginx free_ports);
 
 our $A = random_bytes(1000) . "end of A";
@@ -29,17 +29,9 @@ our $SHA512 = 'sha512:' . ('ab' x 64);
 
 our $S3 = "127.0.0.1:$ENV{TEST_NGINX_S3_PORT}";
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
-
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
+# blocks without their own config get the registry's; no default root
+# location; blocks in file order
+registry_blocks();
 run_tests();
 
 # Flows that need more than fixed requests: a presigned URL fetched from

@@ -11,18 +11,15 @@
 # not touched.
 BEGIN { push @INC, 't/lib' }
 use strict;
-use Registry::Podman qw(podman_setup run ok_run tar_image);
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
-use File::Path qw(make_path remove_tree);
 use Registry::Harness qw(start_nginx free_ports start_redis);
-use Registry::Auth qw(setup_people leaked_tokens remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig setup_people leaked_tokens
+    remember_tokens);
+use Registry::Podman qw(need_tools podman_setup run ok_run tar_image);
 
-for my $tool (qw(podman skopeo)) {
-    plan skip_all => "$tool is not installed (apt-get install podman skopeo)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
+need_tools(qw(podman skopeo));
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30, 1);
 
@@ -39,35 +36,15 @@ my $BAD = 'sha256~thisTokenWasNeverIssued0000000000000000000';
 remember_tokens($BAD);
 
 my $ngx = start_nginx(port => $port, servroot => $root, root_location => 0,
-    http_config => <<'EOF', config => <<'EOF');
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
-    registry_auth_cache zone=registry_auth:4m valid=10s;
-    client_max_body_size 0;
-EOF
-    location / {
-        registry;
-    }
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }
-EOF
+    http_config => $AuthHttpConfig
+        . "    registry_auth_cache zone=registry_auth:4m valid=10s;\n",
+    config => $AuthConfig);
 
 # podman and skopeo, isolated under the servroot
 my $pod = "$root/podman";
-my @podman = podman_setup($pod);
+my ($podman, $skopeo) = podman_setup($pod);
+my @podman = @$podman;
+my @skopeo = @$skopeo;
 tar_image($pod, "hello from the authorization test $$\n");
 ok_run('podman import', @podman, 'import', "$pod/image.tar", 'localhost/e2e-auth:1');
 
@@ -90,21 +67,21 @@ isnt $rc, 0, 'podman push into a foreign project fails';
 like $out, qr/denied|403|forbidden|unauthorized/i, '... with an authorization error'
     or diag $out;
 
-ok_run('skopeo copy --src-creds/--dest-creds between projects (mount tried)', 'skopeo', 'copy',
+ok_run('skopeo copy --src-creds/--dest-creds between projects (mount tried)', @skopeo, 'copy',
     '--src-tls-verify=false', '--dest-tls-verify=false',
     '--src-creds', "x:$T->{authalice}", '--dest-creds', "anything:$T->{authreg}",
     "docker://$reg/aproj/e2e:1", "docker://$reg/aother/e2e:2");
-ok_run('skopeo inspect the copy', 'skopeo', 'inspect', '--tls-verify=false',
+ok_run('skopeo inspect the copy', @skopeo, 'inspect', '--tls-verify=false',
     '--creds', "anything:$T->{authreg}", "docker://$reg/aother/e2e:2");
 
-($rc, $out) = run('skopeo', 'copy', '--src-tls-verify=false', '--dest-tls-verify=false',
+($rc, $out) = run(@skopeo, 'copy', '--src-tls-verify=false', '--dest-tls-verify=false',
     '--src-creds', "x:$T->{authalice}", '--dest-creds', "anything:$T->{authbob}",
     "docker://$reg/aproj/e2e:1", "docker://$reg/aproj/e2e:viewer");
 isnt $rc, 0, 'skopeo copy as a registry-viewer fails';
 
 # a public project: pushed by its editor... nobody has a role there but
 # cluster-admin
-ok_run('skopeo copy into a public project (cluster-admin)', 'skopeo', 'copy',
+ok_run('skopeo copy into a public project (cluster-admin)', @skopeo, 'copy',
     '--src-tls-verify=false', '--dest-tls-verify=false',
     '--src-creds', "x:$T->{authalice}", '--dest-creds', "x:$T->{authroot}",
     "docker://$reg/aproj/e2e:1", "docker://$reg/apub/e2e:1");

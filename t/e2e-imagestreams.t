@@ -6,19 +6,18 @@
 # servroot; the image is made locally with `podman import` (no network).
 BEGIN { push @INC, 't/lib' }
 use strict;
-use Registry::Podman qw(podman_setup run ok_run tar_image);
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use File::Path qw(make_path remove_tree);
 use JSON::PP;
 use Registry::Harness qw(start_nginx free_ports);
-use Registry::Auth qw(admin remember_tokens);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig editor);
 use Registry::Blobs qw(redis_cli);
 use Registry::Images qw(api hook_server hook_bodies);
+use Registry::Podman qw(need_tools podman_setup ok_run tar_image);
 
-plan skip_all => 'podman is not installed (apt-get install podman)'
-    unless grep { -x "$_/podman" } split /:/, $ENV{PATH};
+need_tools('podman');
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 70, 2);
 my $hook = $port + 1;
@@ -27,51 +26,27 @@ my $reg = "127.0.0.1:$port";
 remove_tree($root);
 make_path($root);
 
-admin({ quiet => 1 }, 'user', 'delete', 'ispod');
-admin({ quiet => 1 }, 'project', 'delete', 'podproj');
-my $token = admin('user', 'add', 'ispod');
-remember_tokens($token);
-admin('project', 'add', 'podproj');
-admin('policy', 'add-role-to-user', 'registry-editor', 'ispod', '-n', 'podproj');
+my $token = editor('ispod', 'podproj');
 
 my $hook_file = "$root/hook.jsonl";
 my $pid = hook_server($hook, $hook_file);
 END { kill 'TERM', $pid if $pid }
 
 my $ngx = start_nginx(port => $port, servroot => "$root/nginx", root_location => 0,
-    http_config => "    registry_public_host $reg;\n" . <<'EOF', config => <<"EOF");
-    registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    registry_s3_endpoint http://127.0.0.1:$TEST_NGINX_S3_PORT;
-    registry_s3_bucket $TEST_NGINX_S3_BUCKET;
-    registry_s3_access_key $TEST_NGINX_S3_ACCESS_KEY;
-    registry_s3_secret_key $TEST_NGINX_S3_SECRET_KEY;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
+    http_config => "    registry_public_host $reg;\n" . $AuthHttpConfig . <<'EOF',
     registry_auth_cache zone=registry_auth:1m valid=10s;
     registry_event_webhook /_hook;
-    client_max_body_size 0;
 EOF
-    location / {
-        registry;
-    }
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
+    config => $AuthConfig . <<"EOF");
     location = /_hook {
         internal;
         proxy_pass http://127.0.0.1:$hook/events;
     }
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:\$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }
 EOF
 
 my $pod = "$root/podman";
-my @podman = podman_setup($pod);
+my ($podman) = podman_setup($pod);
+my @podman = @$podman;
 tar_image($pod, "hello from the image stream test $$\n");
 ok_run('podman import (labels, entrypoint, cmd)', @podman, 'import',
     '--change', 'LABEL io.example.test=e2e', '--change', 'ENTRYPOINT ["/hello"]',

@@ -13,20 +13,19 @@
 # as root) is a directory of the servroot too: nothing of the machine's
 # is touched.
 BEGIN { push @INC, 't/lib' }
-use File::Temp ();
 use strict;
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
 use Digest::SHA qw(sha256_hex);
-use File::Path qw(make_path remove_tree);
+use File::Path qw(make_path);
 use Registry::Blobs qw($HttpConfig $Config random_bytes);
-use Registry::Harness qw(start_nginx read_file free_ports);
+use Registry::Harness qw(start_nginx read_file write_file free_ports);
+use Registry::Manifests qw(d desc image index_of $OCI_MANIFEST $OCI_INDEX
+    $OCI_CONFIG $OCI_LAYER);
+use Registry::Podman qw(need_tools podman_setup run ok_run);
 
-for my $tool (qw(podman skopeo)) {
-    plan skip_all => "$tool is not installed (apt-get install podman skopeo)"
-        unless grep { -x "$_/$tool" } split /:/, $ENV{PATH};
-}
+need_tools(qw(podman skopeo));
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20, 1);
 my $root = getcwd() . '/t/servroot-e2e';
@@ -36,51 +35,12 @@ my $ngx = start_nginx(port => $port, servroot => $root, root_location => 0,
     http_config => $HttpConfig, config => $Config);
 
 my $pod = "$root/podman";
-remove_tree($pod);
-make_path("$pod/root", "$pod/run", "$pod/tmp", "$pod/varlib", "$pod/ctx/etc");
-write_file("$pod/auth.json", '{}');
-$ENV{REGISTRY_AUTH_FILE} = "$pod/auth.json";
-$ENV{TMPDIR} = "$pod/tmp";
-$ENV{XDG_CONFIG_HOME} = "$pod/config";
-$ENV{XDG_DATA_HOME} = "$pod/data";
-
-# run a command; returns (exit status, stdout + stderr)
-sub run {
-    my $cmd = join ' ', map { my $a = $_; $a =~ s/'/'\\''/g; "'$a'" } @_;
-    my $out = `timeout 180 $cmd 2>&1`;
-    return ($? >> 8, $out);
-}
-
-# a private /var/lib/containers when the sandbox allows a mount namespace
-my @ns = ('unshare', '-m', 'sh', '-c',
-    'mount --bind "$0" /var/lib/containers && exec "$@"', "$pod/varlib");
-if ((run(@ns, 'true'))[0] != 0) {
-    diag 'no mount namespace here: skopeo may use /var/lib/containers/cache';
-    @ns = ();
-}
-
-# podman refuses a run root longer than 50 characters: a short one in /tmp
-my $runroot = File::Temp::tempdir('/tmp/regpod.XXXXXX', CLEANUP => 1);
-my @podman = (@ns, 'podman', '--root', "$pod/root", '--runroot', $runroot,
-    '--storage-driver', 'vfs', '--events-backend', 'file',
-    '--cgroup-manager', 'cgroupfs');
-my @skopeo = (@ns, 'skopeo');
+my ($podman, $skopeo) = podman_setup($pod);
+my @podman = @$podman;
+my @skopeo = @$skopeo;
+make_path("$pod/ctx/etc");
 my @tls = ('--tls-verify=false');
 my @copy = ('copy', '--src-tls-verify=false', '--dest-tls-verify=false');
-
-sub write_file {
-    my ($path, $data) = @_;
-    open my $fh, '>:raw', $path or die "$path: $!\n";
-    print $fh $data;
-    close $fh;
-}
-
-sub ok_run {
-    my ($name, @cmd) = @_;
-    my ($rc, $out) = run(@cmd);
-    is $rc, 0, $name or diag $out;
-    return $out;
-}
 
 sub access_log { read_file("$root/logs/access.log") // '' }
 
@@ -163,17 +123,12 @@ like $out, qr/"Digest": "\Q$digest\E"/, '... the same manifest digest';
 
 # --- an OCI layout made here: one image, and a two-platform index
 
+# a blob of the layout; returns its bytes
 sub blob {
     my ($dir, $data) = @_;
-    my $hex = sha256_hex($data);
     make_path("$dir/blobs/sha256");
-    write_file("$dir/blobs/sha256/$hex", $data);
-    return ("sha256:$hex", length $data);
-}
-
-sub desc {
-    my ($type, $digest, $size, $extra) = @_;
-    return qq({"mediaType":"$type","digest":"$digest","size":$size) . ($extra // '') . '}';
+    write_file("$dir/blobs/sha256/" . sha256_hex($data), $data);
+    return $data;
 }
 
 my $oci = "$pod/oci";
@@ -185,29 +140,22 @@ for my $arch (qw(amd64 arm64)) {
     system('tar', '-C', "$oci/src", '-cf', "$oci/layer-$arch.tar", 'arch.txt') == 0
         && system('gzip', '-n', '-k', "$oci/layer-$arch.tar") == 0
         or die "tar or gzip failed\n";
-    my $diff = 'sha256:' . sha256_hex(read_file("$oci/layer-$arch.tar"));
-    my ($ld, $ls) = blob($oci, read_file("$oci/layer-$arch.tar.gz"));
-    my $cfg = qq({"architecture":"$arch","os":"linux","config":{},)
-        . qq("rootfs":{"type":"layers","diff_ids":["$diff"]}});
-    my ($cd, $cs) = blob($oci, $cfg);
-    $config{$arch} = $cd;
-    my $m = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
-        . '"config":' . desc('application/vnd.oci.image.config.v1+json', $cd, $cs)
-        . ',"layers":[' . desc('application/vnd.oci.image.layer.v1.tar+gzip', $ld, $ls) . ']}';
-    my ($md, $ms) = blob($oci, $m);
-    $manifest{$arch} = [$md, $ms, $m];
+    my $diff = d(read_file("$oci/layer-$arch.tar"));
+    my $layer = blob($oci, read_file("$oci/layer-$arch.tar.gz"));
+    my $cfg = blob($oci, qq({"architecture":"$arch","os":"linux","config":{},)
+        . qq("rootfs":{"type":"layers","diff_ids":["$diff"]}}));
+    $config{$arch} = d($cfg);
+    $manifest{$arch} = blob($oci, image($OCI_MANIFEST, $OCI_CONFIG, $cfg,
+        [$OCI_LAYER, $layer]));
 }
-my $index = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",'
-    . '"manifests":[' . join(',', map {
-        desc('application/vnd.oci.image.manifest.v1+json', @{ $manifest{$_} }[0, 1],
-            qq(,"platform":{"architecture":"$_","os":"linux"}))
-    } qw(amd64 arm64)) . ']}';
-my ($id_digest, $id_size) = blob($oci, $index);
+my $index = blob($oci, index_of($OCI_INDEX, map {
+    [$OCI_MANIFEST, $manifest{$_}, qq(,"platform":{"architecture":"$_","os":"linux"})]
+} qw(amd64 arm64)));
 write_file("$oci/oci-layout", '{"imageLayoutVersion":"1.0.0"}');
 write_file("$oci/index.json", '{"schemaVersion":2,"manifests":['
-    . desc('application/vnd.oci.image.manifest.v1+json', @{ $manifest{amd64} }[0, 1],
+    . desc($OCI_MANIFEST, $manifest{amd64},
         ',"annotations":{"org.opencontainers.image.ref.name":"one"}')
-    . ',' . desc('application/vnd.oci.image.index.v1+json', $id_digest, $id_size,
+    . ',' . desc($OCI_INDEX, $index,
         ',"annotations":{"org.opencontainers.image.ref.name":"multi"}')
     . ']}');
 
@@ -215,7 +163,7 @@ ok_run('skopeo copy oci:LAYOUT:one docker://.../e2e/oci:1', @skopeo, @copy,
     "oci:$oci:one", "docker://$reg/e2e/oci:1");
 $out = ok_run('skopeo inspect --raw', @skopeo, 'inspect', @tls, '--raw',
     "docker://$reg/e2e/oci:1");
-is $out, $manifest{amd64}[2], '... the manifest, byte for byte';
+is $out, $manifest{amd64}, '... the manifest, byte for byte';
 ok_run('skopeo copy it back to a new layout', @skopeo, @copy, "docker://$reg/e2e/oci:1",
     "oci:$pod/back:one");
 my $same = 1;
@@ -237,7 +185,7 @@ is $out, $index, '... the index, byte for byte';
 for my $arch (qw(amd64 arm64)) {
     $out = ok_run("skopeo inspect --config for $arch", @skopeo, '--override-arch', $arch,
         'inspect', @tls, '--config', '--raw', "docker://$reg/e2e/multi:1");
-    is 'sha256:' . sha256_hex($out), $config{$arch}, "... the $arch config";
+    is d($out), $config{$arch}, "... the $arch config";
 }
 
 ok_run('skopeo delete', @skopeo, 'delete', @tls, "docker://$reg/e2e/oci:1");

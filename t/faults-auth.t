@@ -10,9 +10,10 @@
 #    a user without roles gets no name and no Link, with or without
 #    "last"; a user with a role pages through its projects only.
 #
-# It runs its own redis-server (port TEST_NGINX_REDIS_PORT + 110, state
-# under t/servroot-faults-auth/redis, AOF fsynced on every write so that
-# the users survive kill -9), so killing it leaves the suite's Redis alone.
+# It runs its own redis-server (start_redis: a free port from
+# TEST_NGINX_REDIS_PORT + 110 on, state under t/servroot-faults-auth/redis,
+# AOF fsynced on every write so that the users survive kill -9), so
+# killing it leaves the suite's Redis alone.
 BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
@@ -20,76 +21,29 @@ use Test::More;
 use Cwd ();
 use File::Path qw(make_path remove_tree);
 use Time::HiRes qw(sleep time);
-use Registry::Harness qw(start_nginx read_file free_ports);
-use Registry::Auth qw(admin remember_tokens redis_cli);
+use Registry::Harness qw(start_nginx read_file free_ports start_redis);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig admin remember_tokens);
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 110, 1);
-my $rport = ($ENV{TEST_NGINX_REDIS_PORT} // 16379) + 110;
+my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} // 16379) + 110, 1);
 my $root = Cwd::getcwd() . '/t/servroot-faults-auth';
-my $rdir = "$root/redis";
 
 plan skip_all => 'redis-server and redis-cli are needed'
     if system('command -v redis-server redis-cli >/dev/null 2>&1') != 0;
 
-# --- a private redis-server -------------------------------------------
+# --- a private redis-server (AOF fsynced on every write: the users
+# survive kill -9) --------------------------------------------------------
 
-sub redis_pid {
-    my $p = read_file("$rdir/redis.pid") // return undef;
-    chomp $p;
-    return $p =~ /^\d+$/ && kill(0, $p) ? $p : undef;
-}
+my $redis;
 
-sub redis_ping {
-    my $out = `redis-cli -p $rport PING 2>/dev/null`;
-    return ($out // '') =~ /PONG/;
-}
-
-sub redis_start {
-    make_path($rdir);
-    chmod 0700, $rdir;
-    open my $fh, '>', "$rdir/redis.conf" or die "$rdir/redis.conf: $!";
-    print $fh <<"EOF";
-daemonize yes
-pidfile $rdir/redis.pid
-logfile $rdir/redis.log
-dir $rdir
-bind 127.0.0.1
-port $rport
-save ""
-appendonly yes
-appendfsync always
-EOF
-    close $fh;
-    system('redis-server', "$rdir/redis.conf") == 0 or die "redis-server failed";
-    my $deadline = time + 10;
-    sleep 0.05 until redis_ping() || time > $deadline;
-    die "redis on $rport does not answer" unless redis_ping();
-}
-
-# by its pid file only, never by name
-sub redis_kill {
-    my $p = redis_pid() // return;
-    kill 'KILL', $p;
-    my $deadline = time + 5;
-    sleep 0.05 while kill(0, $p) && time < $deadline;
-    unlink "$rdir/redis.pid";
-}
-
-END { redis_kill() }
-
-# the admin CLI against the private Redis
+# the admin CLI and redis-cli against it
 sub fadmin {
     local $ENV{TEST_NGINX_REDIS_PORT} = $rport;
     return admin(@_);
 }
 
-sub rcli {
-    local $ENV{TEST_NGINX_REDIS_PORT} = $rport;
-    return redis_cli(@_);
-}
-
 remove_tree($root);
-redis_start();
+$redis = start_redis(port => $rport, root => "$root/redis", appendonly => 1);
 
 my %T;
 $T{$_} = fadmin('user', 'add', $_) for qw(fanobody faviewer fatwo fareg);
@@ -103,31 +57,15 @@ fadmin('policy', 'add-cluster-role-to-user', 'system:registry', 'fareg');
 # "fproj-x/y" sorts before "fproj/a" ('-' < '/'): the pages of a user of
 # both projects must still come in the catalog's order
 my @REPOS = qw(alpha/img fother/x fproj-x/y fproj/a fproj/b fproj/c);
-rcli('ZADD', 'repos', map { (0, $_) } @REPOS);
+$redis->cli('ZADD', 'repos', map { (0, $_) } @REPOS);
 
+(my $http = $AuthHttpConfig) =~ s/127\.0\.0\.1:\$TEST_NGINX_REDIS_PORT/127.0.0.1:$rport/
+    or die "no registry_redis in \$AuthHttpConfig\n";
 my $ngx = start_nginx(port => $port, servroot => $root, clean => 0,
-    root_location => 0, log_level => 'notice',
-    http_config => <<"EOF",
-    registry_redis 127.0.0.1:$rport;
+    root_location => 0, log_level => 'notice', config => $AuthConfig,
+    http_config => $http . <<'EOF');
     registry_redis_timeout 1s;
-    registry_s3_endpoint http://127.0.0.1:\$TEST_NGINX_S3_PORT;
-    registry_s3_bucket \$TEST_NGINX_S3_BUCKET;
-    registry_s3_location /_registry_s3/;
-    registry_auth /_registry_auth;
     registry_auth_cache zone=faults_auth:1m valid=600s;
-EOF
-    config => <<'EOF');
-        location / {
-            registry;
-        }
-        location = /_registry_auth {
-            internal;
-            registry_authorizer;
-        }
-        location /_registry_s3/ {
-            internal;
-            proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        }
 EOF
 my $master = $ngx->{pid};
 
@@ -207,8 +145,8 @@ my $N = 200;
     is get('/v2/fproj/a/tags/list', 'faviewer')->{status}, 200,
         'Redis up: tags 200';
 
-    my $from = length($ngx->error_log(0));
-    redis_kill();
+    my $from = $ngx->log_size;
+    $redis->kill;
 
     my $r = get('/v2/', 'faviewer');
     is $r->{status}, 200, 'Redis down: a cached decision still holds'
@@ -229,15 +167,15 @@ my $N = 200;
     }
     is_deeply \%status, { 503 => $N }, "Redis down: $N new repositories: 503";
 
-    my $log = substr($ngx->error_log(0), $from);
-    my @lines = split /\n/, $log;
+    my $log = $ngx->error_log($from);
+    my @lines = $ngx->log_lines($from);
     cmp_ok scalar(@lines), '<=', 10,
         "Redis down: $N refused requests, a bounded log"
         or diag scalar(@lines) . " lines, the first:\n"
                . join("\n", @lines[0 .. 9]);
     unlike $log, qr/\[(?:alert|crit|emerg)\]/, 'Redis down: no alert';
 
-    redis_start();
+    $redis->start;
 
     my $deadline = time + 15;
     do {
@@ -250,7 +188,7 @@ my $N = 200;
     is read_file("$root/logs/nginx.pid") =~ s/\s+//gr, $master,
         'the same nginx master';
 
-    $log = substr($ngx->error_log(0), $from);
+    $log = $ngx->error_log($from);
     like $log, qr/\[notice\].*authorizer .* answers again/,
         'Redis back: the recovery is logged';
 }

@@ -4,7 +4,8 @@
 #   - a descriptor whose size is not its blob's is 400 MANIFEST_INVALID;
 #   - without registry_public_host, a client's Host header never reaches
 #     what is stored (image stream, Image);
-#   - watches of a stream whose events are ~0.5 MB each: readers that
+#   - watches of a stream whose events are ~0.25 MB each (a tag with
+#     1,000 entries: an event carries the tag it changed): readers that
 #     keep up get every event, in order, one that pauses catches up from
 #     the watch log, and the worker survives (it crashed when a sent line,
 #     over malloc's mmap threshold, was freed while the chunked filter
@@ -33,7 +34,8 @@ my $top = getcwd();
 $ENV{MALLOC_MMAP_THRESHOLD_} = 65536;
 my $ngx = start_nginx(port => $port, servroot => "$top/t/servroot-faults-manifests",
     root_location => 0, workers => 1, clean => 1,
-    http_config => $Registry::Blobs::HttpConfig . "    registry_events_maxlen 200;\n",
+    http_config => $Registry::Blobs::HttpConfig . "    registry_events_maxlen 200;\n"
+        . "    registry_history_depth 1000;\n",
     config => $Registry::Blobs::Config . "    send_timeout 3s;\n");
 
 my $P = "fm$$";
@@ -97,9 +99,11 @@ is $ref, "localhost:$port/$P/host\@$img->{digest}",
 is $is->{status}{dockerImageRepository}, "localhost:$port/$P/host", 'dockerImageRepository too';
 unlike $r->{body}, qr/evil/, 'evil.example appears nowhere in the stream';
 
-# 4. big events: a stream with 1,300 tags of 120 characters (~0.5 MB per
-# event), made by the registry's own pushes would take minutes: its JSON
-# is written once, then real pushes change it.
+# 4. big events: a stream with 1,300 tags of 120 characters (a listing of
+# ~0.5 MB) and a tag "hot" of 999 entries (~0.25 MB: each push to it is
+# an event that big), made by the registry's own pushes would take
+# minutes: its JSON is written once, in the format of an older version
+# (one string), then real pushes change it.
 
 my $B = "${P}b";         # a project of its own: one stream listed
 my $N = 1300;
@@ -109,6 +113,9 @@ my @tags = map { {
     items => [{ created => '2024-01-01T00:00:00Z', image => $img->{digest}, generation => 1,
                 dockerImageReference => "localhost:$port/$B/big\@$img->{digest}" }],
 } } 1 .. $N;
+unshift @tags, { tag => 'hot', items => [map { {
+    created => '2024-01-01T00:00:00Z', image => $img->{digest}, generation => 1,
+    dockerImageReference => "localhost:$port/$B/big\@$img->{digest}" } } 1 .. 999] };
 my $seed = encode_json({ kind => 'ImageStream', apiVersion => 'image.openshift.io/v1',
     metadata => { name => 'big', namespace => $B, uid => '00000000-0000-4000-8000-000000000000',
                   generation => 1, creationTimestamp => '2024-01-01T00:00:00Z' },
@@ -133,7 +140,8 @@ $w[2]{pause} = 2;
 my $idle = watch_open($port, "$API/namespaces/$B/imagestreams?watch=true");
 is watch_status($_, 10), 200, 'watch started' for @w, $idle;
 
-# the pushes: 3 processes, 16 new tags each, as fast as they go
+# the pushes: 3 processes, $K new images each to the tag hot (an
+# annotation apart), as fast as they go
 my $K = $ENV{FM_K} || 30;
 my @kids;
 for my $k (1 .. 3) {
@@ -141,8 +149,10 @@ for my $k (1 .. 3) {
     if (!$pid) {
         my $bad = 0;
         for my $i (1 .. $K) {
-            my $t = sprintf("push%d-%03d", $k, $i) . $long;
-            my $x = $ngx->request('PUT', "/v2/$B/big/manifests/$t", body => $img->{manifest},
+            my $t = 'hot';
+            my $m = decode_json($img->{manifest});
+            $m->{annotations} = { 'fm.push' => "$k-$i" };
+            my $x = $ngx->request('PUT', "/v2/$B/big/manifests/$t", body => encode_json($m),
                 headers => [['Content-Type', $img->{type}]], timeout => 60);
             next if $x->{status} == 201;
             $bad++;
@@ -162,7 +172,8 @@ sub summary {
     my ($type) = $line =~ /"type":"(\w+)"/;
     my ($rv) = $line =~ /"resourceVersion":"(\d+)"/;
     my $tags = () = $line =~ /"tag":"/g;
-    return { type => $type, rv => $rv, tags => $tags, bytes => length $line };
+    my $items = () = $line =~ /"image":"/g;
+    return { type => $type, rv => $rv, tags => $tags, items => $items, bytes => length $line };
 }
 sub take {
     my ($w) = @_;
@@ -226,8 +237,10 @@ for my $i (0 .. $#w) {
     is $ev[0]{type}, 'ADDED', '... the listing first';
     my @rv = map { $_->{rv} } @ev[1 .. $#ev];
     is_deeply \@rv, [sort { $a <=> $b } @rv], '... then the changes in order';
-    is $ev[-1]{tags}, $N + 3 * $K,
-        '... the last one has every tag';
+    is $ev[0]{tags}, $N + 1, '... the listing has every tag';
+    is_deeply [map { $_->{tags} } @ev[1 .. $#ev]], [(1) x (3 * $K)],
+        '... each change the one it changed';
+    is $ev[-1]{items}, 1000, '... the last with its whole history';
     ok $bytes{$i} > 20_000_000, "... $bytes{$i} bytes read";
 }
 
@@ -242,7 +255,8 @@ unlike $log, qr/exited on signal|\[alert\]|\[emerg\]/, 'no worker crashed' or di
 unlike $log, qr/the client does not read.*\n(?s:.*)the client does not read/,
     'the client does not read: at most once (the idle one)';
 
-redis_cli('DEL', "imagestream:$B/big", "imagestream:$P/app", "imagestream:$P/host",
+redis_cli('DEL', map({ ($_, "$_:tags", "$_:images") }
+        "imagestream:$B/big", "imagestream:$P/app", "imagestream:$P/host"),
     "project:$B:imagestreams", "project:$P:imagestreams");
 $ngx->stop;
 done_testing;

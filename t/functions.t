@@ -61,4 +61,13 @@ ok $missing >= 1 && $missing <= 2, "the loss logged once per worker ($missing)";
 unlike $ngx->error_log, qr/\[(?:alert|crit)\]/, 'no alerts';
 $ngx->stop;
 
+# the admin commands call the same library, and load it when Redis lacks
+# it (no nginx has connected yet)
+redis_cli('FUNCTION', 'FLUSH');
+my $out = `REGISTRY_REDIS_PORT=$redis->{port} scripts/registry project add fntest 2>&1`;
+is $?, 0, 'an admin command with the library gone: done' or diag $out;
+like library(), qr/admin_project_add/, '... after loading the library';
+like scalar redis_cli('FCALL', 'admin_projects', 0), qr/fntest/,
+    '... and its change is there';
+
 done_testing;

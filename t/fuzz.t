@@ -24,32 +24,18 @@ use IO::Select;
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
-use Registry::Auth qw(admin remember_tokens);
-use Registry::Blobs qw($HttpConfig $Config);
+use Registry::Auth qw($AuthHttpConfig $AuthConfig editor);
 use Registry::Harness qw(start_nginx free_ports read_file);
 
 my $top = Cwd::getcwd();
 my $base = free_ports(($ENV{TEST_NGINX_SERVER_PORT} // 1984) + 140, 4);
 my $fuzz = "$top/scripts/fuzz";
 
-my $auth_http = $HttpConfig . <<'EOF';
-    registry_auth /_registry_auth;
-    registry_auth_cache zone=fuzz_auth:1m valid=10s;
-EOF
-my $auth_server = $Config . <<'EOF';
-    location = /_registry_auth {
-        internal;
-        registry_authorizer;
-    }
-EOF
+my $auth_http = $AuthHttpConfig
+    . "    registry_auth_cache zone=fuzz_auth:1m valid=10s;\n";
 
 # a user who may push in one project, its token in a file only we read
-admin({ quiet => 1 }, 'user', 'delete', 'fuzzuser');
-admin({ quiet => 1 }, 'project', 'delete', 'fuzzproj');
-my $token = admin('user', 'add', 'fuzzuser');
-remember_tokens($token);
-admin('project', 'add', 'fuzzproj');
-admin('policy', 'add-role-to-user', 'registry-editor', 'fuzzuser', '-n', 'fuzzproj');
+my $token = editor('fuzzuser', 'fuzzproj');
 make_path("$top/var/test");
 my $token_file = "$top/var/test/fuzz-token";
 {
@@ -64,7 +50,7 @@ sub instance {
     my (%o) = @_;
     return start_nginx(port => $o{port}, servroot => "$top/t/servroot-fuzz-$o{name}",
         root_location => 0, workers => $o{workers} // 2,
-        http_config => $o{http} // $auth_http, config => $auth_server);
+        http_config => $o{http} // $auth_http, config => $AuthConfig);
 }
 
 # scripts/fuzz ARGS: (exit status, output); $during->() runs meanwhile

@@ -9,55 +9,15 @@ BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
-# the registry's http{} part, as every registry test runs it
-use Registry::Blobs qw($HttpConfig);
-use Digest::SHA qw(sha256_hex);
+# the registry's configuration, as every registry test runs it
+# (registry_blocks); the manifests as text; the suite's Redis
+use Registry::Blobs qw(redis_cli registry_blocks);
+use Registry::Manifests qw(d desc image index_of $OCI_MANIFEST $OCI_INDEX
+    $OCI_CONFIG $OCI_LAYER $OCI_EMPTY $D_MANIFEST $D_LIST $D_CONFIG $D_LAYER);
 
-# media types
-our $OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-our $OCI_INDEX    = 'application/vnd.oci.image.index.v1+json';
-our $OCI_CONFIG   = 'application/vnd.oci.image.config.v1+json';
-our $OCI_LAYER    = 'application/vnd.oci.image.layer.v1.tar+gzip';
-our $OCI_EMPTY    = 'application/vnd.oci.empty.v1+json';
-our $D_MANIFEST   = 'application/vnd.docker.distribution.manifest.v2+json';
-our $D_LIST       = 'application/vnd.docker.distribution.manifest.list.v2+json';
-our $D_CONFIG     = 'application/vnd.docker.container.image.v1+json';
-our $D_LAYER      = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+# media types of this file's artifacts
 our $SBOM         = 'application/vnd.example.sbom.v1';
 our $SIG_CONFIG   = 'application/vnd.example.signature.config.v1+json';
-
-sub d { 'sha256:' . sha256_hex($_[0]) }
-
-sub desc {
-    my ($type, $data, $extra) = @_;
-    return qq({"mediaType":"$type","digest":"@{[d($data)]}","size":)
-        . length($data) . ($extra // '') . '}';
-}
-
-# an image manifest: type, config type, config bytes, [layer type, bytes]...
-sub image {
-    my ($type, $ctype, $config, @layers) = @_;
-    return qq({"schemaVersion":2,"mediaType":"$type","config":)
-        . desc($ctype, $config) . ',"layers":['
-        . join(',', map { desc(@$_) } @layers) . ']}';
-}
-
-# an index or list: type, [child type, child bytes, extra]...
-sub index_of {
-    my ($type, @children) = @_;
-    return qq({"schemaVersion":2,"mediaType":"$type","manifests":[)
-        . join(',', map { desc(@$_) } @children) . ']}';
-}
-
-sub redis_cli {
-    my $port = $ENV{TEST_NGINX_REDIS_PORT}
-        or die "TEST_NGINX_REDIS_PORT is not set: run through scripts/test\n";
-    open my $fh, '-|', 'redis-cli', '-p', $port, @_ or die "redis-cli: $!\n";
-    local $/;
-    my $out = <$fh>;
-    close $fh or die "redis-cli @_[0 .. 1] failed\n";
-    return $out;
-}
 
 # the blobs a repository holds, as a committed upload leaves them
 sub seed_blobs {
@@ -122,30 +82,9 @@ our $at_limit = do {
 };
 our $over_limit = $at_limit . ' ';
 
-our $Config = <<'_EOC_';
-    location / {
-        registry;
-    }
-
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
-
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
+# blocks without their own config get the registry's; no default root
+# location; blocks in file order
+registry_blocks();
 run_tests();
 
 __DATA__

@@ -6,7 +6,8 @@
 # and not per request, and the admin CLI (scripts/registry) reaches that
 # Redis with REDISCLI_AUTH.
 #
-# It runs its own redis-server (TEST_NGINX_REDIS_PORT + 130, state under
+# It runs its own redis-server (start_redis: a free port from
+# TEST_NGINX_REDIS_PORT + 130 on, state under
 # t/servroot-redis-auth/redis); GET /v2/_catalog needs Redis only.
 BEGIN { push @INC, 't/lib' }
 use strict;
@@ -15,16 +16,14 @@ use Test::More;
 use Cwd ();
 use File::Path qw(make_path remove_tree);
 use Time::HiRes qw(sleep time);
-use Registry::Harness qw(start_nginx http_request read_file free_ports);
+use Registry::Harness qw(start_nginx http_request read_file free_ports start_redis);
 use Registry::Images qw(watch_open watch_status);
+use Registry::Blobs qw($HttpConfig $Config);
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 130, 1);
-my $rport = ($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 130;
-my $s3port = $ENV{TEST_NGINX_S3_PORT} || 17480;
-my $bucket = $ENV{TEST_NGINX_S3_BUCKET} || 'registry-test';
+my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 130, 1);
 my $top = Cwd::getcwd();
 my $root = "$top/t/servroot-redis-auth";
-my $rdir = "$root/redis";
 
 plan skip_all => 'redis-server and redis-cli are needed'
     if system('command -v redis-server redis-cli >/dev/null 2>&1') != 0;
@@ -39,58 +38,10 @@ sub random_hex {
 my $PW = 'pw-' . random_hex();
 my $WRONG = 'wrong-' . random_hex();
 
-# --- a private redis-server with a password ---------------------------
+# --- a private redis-server with a password (redis-cli gets it in its
+# environment, never on argv) ------------------------------------------
 
-sub redis_pid {
-    my $p = read_file("$rdir/redis.pid") // return undef;
-    chomp $p;
-    return $p =~ /^\d+$/ && kill(0, $p) ? $p : undef;
-}
-
-# redis-cli with the password in its environment, never on argv
-sub rcli {
-    my ($pw, @args) = @_;
-    local $ENV{REDISCLI_AUTH} = $pw;
-    delete $ENV{REDISCLI_AUTH} unless defined $pw;
-    my $cmd = join ' ', "redis-cli -p $rport", map { "'$_'" } @args;
-    my $out = `$cmd 2>&1`;
-    return $out // '';
-}
-
-sub redis_start {
-    make_path($rdir);
-    my $umask = umask 077;
-    open my $fh, '>', "$rdir/redis.conf" or die "$rdir/redis.conf: $!";
-    print $fh <<"EOF";
-daemonize yes
-pidfile $rdir/redis.pid
-logfile $rdir/redis.log
-dir $rdir
-bind 127.0.0.1
-port $rport
-save ""
-appendonly no
-protected-mode no
-requirepass $PW
-EOF
-    close $fh;
-    umask $umask;
-    system('redis-server', "$rdir/redis.conf") == 0 or die "redis-server failed";
-    my $deadline = time + 5;
-    sleep 0.05 until rcli($PW, 'PING') =~ /PONG/ || time > $deadline;
-    die "redis on $rport does not answer" unless rcli($PW, 'PING') =~ /PONG/;
-}
-
-# by its pid file only, never by name
-sub redis_stop {
-    my $p = redis_pid() // return;
-    kill 'KILL', $p;
-    my $deadline = time + 5;
-    sleep 0.05 while kill(0, $p) && time < $deadline;
-    unlink "$rdir/redis.pid";
-}
-
-END { redis_stop() }
+my $redis;
 
 # --- nginx ------------------------------------------------------------
 
@@ -111,46 +62,22 @@ sub wait_status {
     }
 }
 
+(my $http = $HttpConfig) =~ s/127\.0\.0\.1:\$TEST_NGINX_REDIS_PORT/127.0.0.1:$rport/
+    or die "no registry_redis in \$HttpConfig\n";
 sub conf {
     my ($password_line) = @_;
-    return (
-        http_config => <<"EOF",
-    registry_redis 127.0.0.1:$rport;
-    registry_redis_timeout 1s;
-    $password_line
-    registry_s3_endpoint http://127.0.0.1:$s3port;
-    registry_s3_bucket $bucket;
-    registry_s3_location /_registry_s3/;
-EOF
-        config => <<"EOF",
-        location / {
-            registry;
-        }
-
-        location /_registry_s3/ {
-            internal;
-            proxy_pass http://127.0.0.1:$s3port/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-EOF
-    );
+    return (http_config => "$http    registry_redis_timeout 1s;\n    $password_line\n",
+        config => $Config);
 }
 
 # the error log lines since $from about the Redis connections (the
 # 503 answers themselves are module.c's to log, or not)
-sub redis_lines {
-    my ($ngx, $from) = @_;
-    return grep { /registry redis "/ && /\[(?:error|warn|crit|alert|emerg)\]/ }
-        split /\n/, $ngx->error_log($from);
-}
-
-sub log_size { -s "$root/logs/error.log" // 0 }
+my $REDIS_LINE = qr/\[(?:error|warn|crit|alert|emerg)\].*registry redis "/;
 
 my $UNAVAILABLE = qr/^\{"errors":\[\{"code":"UNAVAILABLE"/;
 
 remove_tree($root);
-redis_start();
+$redis = start_redis(port => $rport, root => "$root/redis", password => $PW);
 delete $ENV{REGISTRY_REDIS_PASSWORD};
 
 # --- no password: 503, and the log says what is missing -------------------
@@ -168,18 +95,18 @@ like $ngx->error_log, qr/registry redis "127\.0\.0\.1:$rport" wants a password \
     'no password: the log names the directive and the variable';
 
 # an outage is logged once, not once per request
-my $from = log_size();
+my $from = $ngx->log_size;
 $r = get('/v2/_catalog') for 1 .. 50;
 is $r->{status}, 503, 'no password: still 503 after 50 requests';
 sleep 1.2;    # a few reconnects, each refused again
-my @lines = redis_lines($ngx, $from);
+my @lines = $ngx->log_lines($from, $REDIS_LINE);
 cmp_ok scalar(@lines), '<=', 2,
     '50 requests and reconnects during the outage: at most 2 connection error lines'
     or diag join "\n", @lines;
 
 # --- a wrong password: 503, logged without the password -------------------
 
-$from = log_size();
+$from = $ngx->log_size;
 $ngx->reload(conf("registry_redis_password $WRONG;"));
 $r = wait_status(503, 3);
 is $r->{status}, 503, 'wrong password: 503';
@@ -203,8 +130,8 @@ is watch_status($w, 5), 200, 'right password: a watch (the subscriber) gets 200'
 close $w->{sock};
 
 # Redis killed and back: the reconnect sends AUTH again
-$from = log_size();
-redis_stop();
+$from = $ngx->log_size;
+$redis->kill;
 $r = get('/v2/_catalog');
 is $r->{status}, 503, 'Redis killed: 503';
 $r = get('/v2/_catalog') for 1 .. 30;
@@ -215,10 +142,10 @@ for (1 .. 10) {
     watch_status($w, 2);
     close $w->{sock};
 }
-redis_start();
+$redis->start;
 $r = wait_status(200, 8);
 is $r->{status}, 200, 'Redis back: 200 (AUTH on the new connection)';
-@lines = redis_lines($ngx, $from);
+@lines = $ngx->log_lines($from, $REDIS_LINE);
 cmp_ok scalar(@lines), '<=', 2, 'Redis killed, 31 requests and 10 watches: at most 2 connection error lines'
     or diag join "\n", @lines;
 like $ngx->error_log($from), qr/connection restored/, 'the recovery is logged';
@@ -266,7 +193,7 @@ unlike $out, qr/\Q$WRONG\E/, 'admin CLI, wrong password: not echoed';
 is $rc, 0, 'admin CLI with REDISCLI_AUTH: user add succeeds' or diag $out;
 like $out, qr/^sha256~[A-Za-z0-9_-]{43}$/m, 'admin CLI: prints the token';
 like $out, qr/\n\z/, 'admin CLI: the output ends with a newline';
-like rcli($PW, 'SISMEMBER', 'auth:users', $user), qr/^1$/m,
+like $redis->cli('SISMEMBER', 'auth:users', $user), qr/^1$/m,
     'admin CLI: the user is in Redis';
 
 ($rc, $out) = registry_cli($PW, 'get', 'users');

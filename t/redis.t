@@ -16,15 +16,14 @@ use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(sleep time);
-use Registry::Harness qw(start_nginx http_request parse_response read_file free_ports);
+use Registry::Harness qw(start_nginx http_request parse_response read_file free_ports
+    start_redis);
 
 my $port = free_ports(($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20, 1);
 my $rport = free_ports(($ENV{TEST_NGINX_REDIS_PORT} || 16379) + 20, 1);
 my $s3port = $ENV{TEST_NGINX_S3_PORT} || 17480;
 my $bucket = $ENV{TEST_NGINX_S3_BUCKET} || 'registry-test';
 my $root = Cwd::getcwd() . '/t/servroot-redis';
-my $rdir = "$root/redis";
-my $sock = "$rdir/redis.sock";
 
 # the request that needs Redis, the one that does not
 my $NEEDS_REDIS = '/v2/_catalog';
@@ -33,55 +32,10 @@ my $NO_REDIS = '/v2/';
 plan skip_all => 'redis-server and redis-cli are needed'
     if system('command -v redis-server redis-cli >/dev/null 2>&1') != 0;
 
-# --- a private redis-server -------------------------------------------
+# --- a private redis-server: DEBUG SLEEP stalls it (Redis 7 refuses
+# DEBUG by default) ------------------------------------------------------
 
-sub redis_pid {
-    my $p = read_file("$rdir/redis.pid") // return undef;
-    chomp $p;
-    return $p =~ /^\d+$/ && kill(0, $p) ? $p : undef;
-}
-
-sub redis_ping {
-    my $out = `redis-cli -p $rport PING 2>/dev/null`;
-    return ($out // '') =~ /PONG/;
-}
-
-sub redis_start {
-    make_path($rdir);
-    open my $fh, '>', "$rdir/redis.conf" or die "$rdir/redis.conf: $!";
-    print $fh <<"EOF";
-daemonize yes
-pidfile $rdir/redis.pid
-logfile $rdir/redis.log
-dir $rdir
-bind 127.0.0.1
-port $rport
-unixsocket $sock
-unixsocketperm 777
-save ""
-appendonly no
-protected-mode no
-# DEBUG SLEEP stalls the server (Redis 7 refuses DEBUG by default)
-enable-debug-command local
-EOF
-    close $fh;
-    system('redis-server', "$rdir/redis.conf") == 0 or die "redis-server failed";
-    my $deadline = time + 5;
-    sleep 0.05 until redis_ping() || time > $deadline;
-    die "redis on $rport does not answer" unless redis_ping();
-}
-
-# by its pid file only, never by name
-sub redis_stop {
-    my $p = redis_pid() // return;
-    kill 'TERM', $p;
-    my $deadline = time + 5;
-    sleep 0.05 while kill(0, $p) && time < $deadline;
-    kill 'KILL', $p if kill 0, $p;
-    unlink "$rdir/redis.pid";
-}
-
-END { redis_stop() }
+my $redis;
 
 # --- requests ---------------------------------------------------------
 
@@ -167,7 +121,9 @@ EOF
 my $UNAVAILABLE = qr/^\{"errors":\[\{"code":"UNAVAILABLE"/;
 
 remove_tree($root);
-redis_start();
+$redis = start_redis(port => $rport, root => "$root/redis",
+    config => ['enable-debug-command local']);
+my $sock = $redis->{socket};
 
 # notice: the recovery is logged at that level
 my $ngx = start_nginx(port => $port, servroot => $root, clean => 0,
@@ -184,7 +140,7 @@ is $r->{status}, 200, "$NO_REDIS: 200";
 
 # --- stopped, then back ---------------------------------------------------
 
-redis_stop();
+$redis->stop;
 
 $r = get($NEEDS_REDIS);
 is $r->{status}, 503, 'Redis stopped: 503';
@@ -203,7 +159,7 @@ is $r->{status}, 200, "Redis stopped: $NO_REDIS still 200";
 
 # long enough for the backoff to grow: the reconnect must still happen
 sleep 1.5;
-redis_start();
+$redis->start;
 
 $r = wait_up(8);
 is $r->{status}, 200, 'Redis back: 200 without restarting nginx'
@@ -259,10 +215,10 @@ is $r->{status}, 200, 'stall over: 200' or diag $r->{body};
 # --- the log: once per outage, nothing worse than error -------------------
 
 my $log = $ngx->error_log;
-my @lost = $log =~ /\[error\].*registry redis .*(?:connection lost|failed)/g;
+my @lost = $ngx->log_lines(undef, qr/\[error\].*registry redis .*(?:connection lost|failed)/);
 is scalar(@lost), 1, 'the outage is logged once' or diag $log;
 like $log, qr/\[error\].*registry redis .*command timed out/, 'timeout logged';
-my @restored = $log =~ /\[notice\].*registry redis .*connection restored/g;
+my @restored = $ngx->log_lines(undef, qr/\[notice\].*registry redis .*connection restored/);
 is scalar(@restored), 2, 'both recoveries logged' or diag $log;
 unlike $log, qr/\[(?:alert|crit|emerg)\]/, 'no alert in the log';
 
@@ -279,11 +235,11 @@ $ngx = start_nginx(port => $port, servroot => $root, clean => 0,
 $r = wait_up(3);
 is $r->{status}, 200, 'unix socket: 200' or diag $r->{body};
 
-redis_stop();
+$redis->stop;
 $r = get($NEEDS_REDIS);
 is $r->{status}, 503, 'unix socket, Redis stopped: 503';
 
-redis_start();
+$redis->start;
 $r = wait_up(8);
 is $r->{status}, 200, 'unix socket, Redis back: 200';
 

@@ -10,23 +10,10 @@ BEGIN { push @INC, 't/lib' }
 use strict;
 use warnings;
 use Test::Nginx::Socket 'no_plan';
-# the registry's http{} part, as every registry test runs it
-use Registry::Blobs qw($HttpConfig);
-use Digest::SHA qw(sha256_hex);
-
-our $OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-
-sub d { 'sha256:' . sha256_hex($_[0]) }
-
-sub redis_cli {
-    my $port = $ENV{TEST_NGINX_REDIS_PORT}
-        or die "TEST_NGINX_REDIS_PORT is not set: run through scripts/test\n";
-    open my $fh, '-|', 'redis-cli', '-p', $port, @_ or die "redis-cli: $!\n";
-    local $/;
-    my $out = <$fh>;
-    close $fh or die "redis-cli @_[0 .. 1] failed\n";
-    return $out;
-}
+# the registry's configuration, as every registry test runs it
+# (registry_blocks); the manifests as text; the suite's Redis
+use Registry::Blobs qw(redis_cli registry_blocks);
+use Registry::Manifests qw(d image $OCI_MANIFEST $OCI_CONFIG);
 
 our $config = '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}';
 our $other  = '{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}';
@@ -35,15 +22,9 @@ for my $repo (qw(ttest/app ttest/notags ttest/del zzcatalog/a zzcatalog/b zzcata
     redis_cli('SADD', "repo:$repo:blobs", d($config), d($other));
 }
 
-sub manifest {
-    my ($config) = @_;
-    return qq({"schemaVersion":2,"mediaType":"$OCI_MANIFEST","config":)
-        . qq({"mediaType":"application/vnd.oci.image.config.v1+json",)
-        . qq("digest":"@{[d($config)]}","size":@{[length $config]}},"layers":[]});
-}
-
-our $m1 = manifest($config);
-our $m2 = manifest($other);
+# images without layers
+our $m1 = image($OCI_MANIFEST, $OCI_CONFIG, $config);
+our $m2 = image($OCI_MANIFEST, $OCI_CONFIG, $other);
 
 # pushed in this order; listed in byte order
 our @pushed = qw(latest 1.0 beta 2.0 Zeta _x alpha 1.1);
@@ -63,30 +44,9 @@ sub link_to {
     return qq(Link: <$path?n=$n&last=$last>; rel="next");
 }
 
-our $Config = <<'_EOC_';
-    location / {
-        registry;
-    }
-
-    location /_registry_s3/ {
-        internal;
-        proxy_pass http://127.0.0.1:$TEST_NGINX_S3_PORT/;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-    }
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
-
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
+# blocks without their own config get the registry's; no default root
+# location; blocks in file order
+registry_blocks();
 run_tests();
 
 __DATA__

@@ -23,7 +23,7 @@ use POSIX ();
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use Registry::Blobs qw($HttpConfig $Config d random_bytes redis_cli s3
-    s3_objects s3_uploads s3_delete blob_key curl);
+    s3_objects s3_uploads s3_delete blob_key curl registry_blocks);
 use Registry::Harness qw(start_nginx read_file free_ports);
 
 our $X = random_bytes(2000);
@@ -37,17 +37,9 @@ our $SHA512 = 'sha512:' . ('cd' x 64);
 
 our $ID = qr{[0-9a-f]{32}};
 
-add_block_preprocessor(sub {
-    my $block = shift;
-    $block->set_value('http_config', $HttpConfig) unless defined $block->http_config;
-    $block->set_value('config', $Config) unless defined $block->config;
-    $block->set_value('no_error_log', "[error]\n[crit]\n[alert]")
-        unless defined $block->no_error_log;
-});
-
-# the configs declare `location /`: no default root location
-no_root_location();
-no_shuffle();
+# blocks without their own config get the registry's; no default root
+# location; blocks in file order
+registry_blocks();
 run_tests();
 
 my $MiB = 1024 * 1024;

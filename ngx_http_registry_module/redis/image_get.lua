@@ -1,9 +1,12 @@
 -- flags: no-writes
---  ARGV: digest.  Returns the Image, then the repositories holding it.
-local o = redis.call('HGET', 'image:' .. ARGV[1], 'object')
+-- GET /apis/image.openshift.io/v1/images/D: the Image (JSON), then the
+-- repositories holding D (who may see it), or nil.
+-- KEYS: none (image:D, image:D:repos).  ARGV: D.
+local d = ARGV[1]
+local o = redis.call('HGET', 'image:' .. d, 'object')
 if not o then return false end
 local out = {o}
-for _, r in ipairs(redis.call('SMEMBERS', 'image:' .. ARGV[1] .. ':repos')) do
+for _, r in ipairs(redis.call('SMEMBERS', 'image:' .. d .. ':repos')) do
     out[#out + 1] = r
 end
 return out

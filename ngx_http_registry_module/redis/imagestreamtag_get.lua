@@ -1,7 +1,21 @@
 -- flags: no-writes
---  ARGV: repository, tag.  Returns {ImageStream, digest, Image or ""}.
-local s = redis.call('GET', 'imagestream:' .. ARGV[1])
-if not s then return false end
-local d = redis.call('HGET', 'repo:' .. ARGV[1] .. ':tags', ARGV[2])
+-- GET .../imagestreamtags/N:T.  Returns {ImageStream, digest, Image or
+-- ""}, the stream with only T in status.tags (T is absent when it has
+-- no history: a tag older than image streams), or nil when the stream
+-- or the tag is unknown.
+-- KEYS: none (imagestream:R and its :tags, repo:R:tags, image:D).
+-- ARGV: R, T.
+local r, tag = ARGV[1], ARGV[2]
+local key = is_key(r)
+local t = redis.call('TYPE', key).ok
+if t ~= 'string' and t ~= 'hash' then return false end
+local d = redis.call('HGET', 'repo:' .. r .. ':tags', tag)
 if not d then return false end
+local s
+if t == 'string' then
+    s = redis.call('GET', key)
+else
+    local text = redis.call('HGET', key .. ':tags', tag)
+    s = is_render(r, is_meta(key), text and {text} or {})
+end
 return {s, d, redis.call('HGET', 'image:' .. d, 'object') or ''}

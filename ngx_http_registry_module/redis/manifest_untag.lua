@@ -1,9 +1,12 @@
--- DELETE by tag.  ARGV: repository, tag, project, image, the log's
--- length.  Returns the digest the tag named, or 0 if unknown.
-local p = 'repo:' .. ARGV[1] .. ':'
-local d = redis.call('HGET', p .. 'tags', ARGV[2])
+-- DELETE by tag.  Returns the digest the tag named, or 0 if unknown.
+-- The tag leaves the image stream too (is_untag): one event.
+-- KEYS: none (repo:R:tags, repo:R:tagnames, the stream's parts).
+-- ARGV: R, tag, P, N, the log's length.
+local r, tag, project, image, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local p = 'repo:' .. r .. ':'
+local d = redis.call('HGET', p .. 'tags', tag)
 if not d then return 0 end
-redis.call('HDEL', p .. 'tags', ARGV[2])
-redis.call('ZREM', p .. 'tagnames', ARGV[2])
-is_untag(ARGV[3], ARGV[4], ARGV[2], ARGV[5])
+redis.call('HDEL', p .. 'tags', tag)
+redis.call('ZREM', p .. 'tagnames', tag)
+is_untag(project, image, tag, maxlen)
 return d

@@ -1,16 +1,20 @@
 -- flags: no-writes
--- Referrers.  ARGV: repository, subject digest, artifactType filter or
--- "".  Returns {digest, type, size, artifactType, annotations} for each
--- manifest of the repository whose subject is the digest, by digest.
-local p = 'repo:' .. ARGV[1] .. ':'
-local ds = redis.call('SMEMBERS', p .. 'referrers:' .. ARGV[2])
+-- The referrers of subject S in repository R: the manifests of R whose
+-- subject is S, by digest.
+-- KEYS: repo:R:referrers:S.
+-- ARGV: the artifactType filter, "" for none.
+-- Returns {digest, type, size, artifactType, annotations} of each.
+local referrers = KEYS[1]
+local filter = ARGV[1]
+
+local ds = redis.call('SMEMBERS', referrers)
 table.sort(ds)
 local out = {}
 for _, d in ipairs(ds) do
-    local m = redis.call('HMGET', 'image:' .. d, 'type', 'size',
+    local m = redis.call('HMGET', key.image(d), 'type', 'size',
                          'artifactType', 'annotations')
     local at = m[3] or ''
-    if m[1] and (ARGV[3] == '' or at == ARGV[3]) then
+    if m[1] and (filter == '' or at == filter) then
         out[#out + 1] = {d, m[1], m[2] or '0', at, m[4] or ''}
     end
 end

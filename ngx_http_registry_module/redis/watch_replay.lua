@@ -1,12 +1,16 @@
 -- flags: no-writes
--- A watch from a resourceVersion.  ARGV: project, resourceVersion, a
--- budget in bytes.  Every resourceVersion given is one entry of the log,
--- so the log holds every change after the version unless its first entry
--- is further on: then returns "gone".  Else returns the resourceVersion
--- read up to, "1" when more follows (the events reached the budget) or
--- "0", then the ID and the event of each change of the project after
--- the version.  The budget bounds what one reply holds: a watcher behind
--- catches up in steps, at the pace it reads.
+-- A watch from a resourceVersion.  Every resourceVersion given is one
+-- entry of the log, so the log holds every change after the version
+-- unless its first entry is further on: then returns "gone".  Else
+-- returns the resourceVersion read up to, "1" when more follows (the
+-- events reached the budget) or "0", then the ID and the event of each
+-- change of the project after the version.  The budget bounds what one
+-- reply holds: a watcher behind catches up in steps, at the pace it
+-- reads.  An event weighs one tag's history at most (is_save), so a
+-- step holds many.
+-- KEYS: none (imagestreams:rv, imagestreams:log).  ARGV: project,
+-- resourceVersion, the budget in bytes.
+local p = ARGV[1]
 local from, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = tonumber(redis.call('GET', 'imagestreams:rv') or '0')
 local first = redis.call('XRANGE', 'imagestreams:log', '-', '+', 'COUNT', 1)[1]
@@ -21,7 +25,7 @@ while true do
             out[1], out[2] = tostring(tonumber(id) - 1), '1'
             return out
         end
-        if e[2][2] == ARGV[1] then
+        if e[2][2] == p then
             out[#out + 1] = id
             out[#out + 1] = e[2][4]
             bytes = bytes + #e[2][4]

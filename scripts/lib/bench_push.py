@@ -20,12 +20,28 @@ digest compared.
 Prints one line:
     BENCH pushes=N ok=K errors=E seconds=S requests=R
 and the first few error descriptions on stderr.
+
+    bench_push.py --tags URL REPO CHECKPOINTS
+
+The other mode: one client pushes tags t0, t1, ... to REPO, one after
+the other, each a manifest of its own (the same layer and config, an
+annotation apart: every tag a new image, no blob upload per tag) up to
+the last of CHECKPOINTS (comma-separated, ascending, e.g.
+10,100,1000,5000).  At each checkpoint it prints
+    BENCH tags=N p50_ms=P p90_ms=Q redis_bytes=M redis_base=B log_max=L
+          log_entries=E errors=X
+P and Q over the manifest PUTs since the previous checkpoint (the last
+200 at most), M Redis's used_memory (B: before the first push), L the bytes of the largest event
+in imagestreams:log (what one watch event weighs) and E the entries.
+Redis is read with redis-cli on 127.0.0.1:$BENCH_REDIS_PORT (its
+password, if any, in REDISCLI_AUTH).
 """
 
 import hashlib
 import http.client
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -135,7 +151,74 @@ def manifest(cfg, layers):
     }, separators=(",", ":")).encode()
 
 
+# the largest event of the watch log, read in Redis (entries may be MBs)
+LOG_MAX = """
+local max, n, start = 0, 0, '-'
+while true do
+    local b = redis.call('XRANGE', 'imagestreams:log', start, '+', 'COUNT', 16)
+    for _, e in ipairs(b) do
+        n = n + 1
+        for i = 1, #e[2], 2 do
+            if e[2][i] == 'e' and #e[2][i + 1] > max then max = #e[2][i + 1] end
+        end
+    end
+    if #b < 16 then return {max, n} end
+    start = '(' .. b[#b][1]
+end
+"""
+
+
+def redis(*args):
+    port = os.environ.get("BENCH_REDIS_PORT", "6379")
+    return subprocess.run(["redis-cli", "-p", port, "--no-raw"] + list(args),
+                          check=True, capture_output=True, text=True).stdout
+
+
+def used_memory():
+    return int([l for l in redis("INFO", "memory").splitlines()
+                if l.startswith("used_memory:")][0].split(":")[1])
+
+
+def tags_main(base, repo, checkpoints):
+    auth = os.environ.get("BENCH_AUTH", "")
+    c = Client(base, auth)
+    layer = os.urandom(65536)
+    cfg = image(0, layer)[1]
+    push_blob(c, repo, layer, LAYER_TYPE)
+    push_blob(c, repo, cfg, CONFIG_TYPE)
+    m = json.loads(manifest(cfg, [layer]))
+    times, last, errors = [], 0, 0
+    base = used_memory()
+    for n in checkpoints:
+        for i in range(last, n):
+            m["annotations"] = {"bench.tag": "t%d" % i}
+            body = json.dumps(m, separators=(",", ":")).encode()
+            t0 = time.monotonic()
+            st, _, out = c.request("PUT", "/v2/%s/manifests/t%d" % (repo, i),
+                                   body=body,
+                                   headers={"Content-Type": MANIFEST_TYPE})
+            times.append(time.monotonic() - t0)
+            if st != 201:
+                errors += 1
+                print("PUT t%d: %d %s" % (i, st, out[:200]), file=sys.stderr)
+                if errors > 10:
+                    sys.exit("too many errors")
+        w = sorted(times[max(last, n - 200):n])
+        mem = used_memory()
+        lm = [int(x.split(")")[-1]) for x in
+              redis("EVAL", LOG_MAX, "0").split("\n") if x.strip()]
+        print("BENCH tags=%d p50_ms=%.1f p90_ms=%.1f redis_bytes=%d "
+              "redis_base=%d log_max=%d log_entries=%d errors=%d"
+              % (n, w[len(w) // 2] * 1000, w[len(w) * 9 // 10] * 1000,
+                 mem, base, lm[0], lm[1], errors), flush=True)
+        last = n
+    c.close()
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--tags":
+        return tags_main(sys.argv[2], sys.argv[3],
+                         [int(x) for x in sys.argv[4].split(",")])
     if len(sys.argv) < 4:
         sys.exit(__doc__)
     base, repo, n = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -6,8 +6,9 @@ TOP=${TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # Debian packages each part needs; a fresh machine has none of them.
 PKGS_BUILD="nginx nginx-dev build-essential libhiredis-dev libjansson-dev libssl-dev"
 PKGS_REDIS="redis-server redis-tools"
+PKGS_REDIS_HA="redis-sentinel"      # REDIS_HA=1, t/topology.t
 PKGS_RGW="ceph-mon ceph-osd radosgw ceph-common curl uuid-runtime"
-PKGS_TEST="perl libtest-base-perl curl jq podman skopeo"
+PKGS_TEST="perl libtest-base-perl curl jq podman skopeo prometheus openssl redis-sentinel"
 PKGS_SANITIZE="clang libclang-rt-14-dev"   # SANITIZE=1 scripts/test
 
 log() { printf '[%s] %s\n' "${LOG_TAG:-$(basename "$0")}" "$*" >&2; }

@@ -1,13 +1,14 @@
 # shellcheck shell=bash
 # Storage given back, and project quotas. Sourced by scripts/registry
-# (after lib/common.sh and lib/admin.sh), which dispatches
+# (after lib/common.sh, lib/admin.sh and lib/prune.sh), which dispatches
 #
 #   gc [--dry-run] [--grace=DURATION] [--untagged] [--uploads-older-than=DURATION]
 #       one collection, now: asks the registry's collector location
 #       (REGISTRY_GC_URL, default <registry URL>/_registry/gc, loopback
 #       only) and prints what it removed: manifests (--untagged), blobs
 #       and their bytes, Images, upload sessions, orphaned objects and
-#       multipart uploads. DURATION reads like oc's: 0s, 90m, 24h, 1h30m.
+#       multipart uploads. DURATION reads like oc's: 0s, 90m, 24h, 1h30m
+#       (prune_seconds).
 #       --dry-run removes nothing and lists what would go.
 #   quota set PROJECT [--storage=SIZE] [--imagestreams=N] [--image-size=SIZE]
 #       SIZE as Kubernetes quantities (500Mi, 10Gi, 1G, 1.5Gi); "none"
@@ -15,27 +16,9 @@
 #   quota get PROJECT       used and hard, like `oc describe quota`
 #   quota delete PROJECT    every limit of the project
 #
-# gc goes through the registry (S3 is its business); quota talks to its
-# Redis like the other admin commands (admin_redis).
-
-# gc_seconds DURATION: Go's duration syntax (oc's), in whole seconds
-gc_seconds() {
-    local d=$1
-    [ "$d" = 0 ] && { echo 0; return; }
-    [[ $d =~ ^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$ ]] \
-        || die "invalid duration '$d' (like 0s, 90m, 24h, 1h30m)"
-    awk -v d="$d" 'BEGIN {
-        split("ns us ms s m h", u, " ")
-        f["ns"] = 1e-9; f["us"] = 1e-6; f["ms"] = 1e-3; f["s"] = 1; f["m"] = 60; f["h"] = 3600
-        t = 0
-        while (match(d, /^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)/)) {
-            tok = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
-            match(tok, /[a-z]+$/); unit = substr(tok, RSTART); n = substr(tok, 1, RSTART - 1)
-            t += n * f[unit]
-        }
-        printf "%d\n", t
-    }'
-}
+# gc goes through the registry (S3 is its business); quota calls the
+# library's admin_quota_* functions like the other admin commands
+# (admin_call).
 
 # quota_bytes SIZE: a Kubernetes quantity, in bytes
 quota_bytes() {
@@ -73,9 +56,9 @@ cmd_gc() {
         case $arg in
             --dry-run) query+='&dry_run=1' ;;
             --untagged) query+='&untagged=1' ;;
-            --grace=*) query+="&grace=$(gc_seconds "${arg#--grace=}")" || exit 1 ;;
+            --grace=*) query+="&grace=$(prune_seconds "${arg#--grace=}")" || exit 1 ;;
             --uploads-older-than=*)
-                query+="&uploads_older_than=$(gc_seconds "${arg#--uploads-older-than=}")" || exit 1 ;;
+                query+="&uploads_older_than=$(prune_seconds "${arg#--uploads-older-than=}")" || exit 1 ;;
             *) die "usage: gc [--dry-run] [--grace=DURATION] [--untagged] [--uploads-older-than=DURATION]" ;;
         esac
     done
@@ -169,54 +152,23 @@ cmd_quota() {
                     *) die "unknown option '$arg'" ;;
                 esac
             done
-            # the project's storage is counted again from its repositories
-            # (each blob once), so a quota set on old data starts right
-            admin_eval '
-                local p, q = ARGV[1], "quota:" .. ARGV[1]
-                local fields = {"storage", "imagestreams", "image-size"}
-                for i = 1, 3 do
-                    if ARGV[i + 1] == "none" then redis.call("HDEL", q, fields[i])
-                    elseif ARGV[i + 1] ~= "" then redis.call("HSET", q, fields[i], ARGV[i + 1]) end
-                end
-                local count = {}
-                for _, r in ipairs(redis.call("ZRANGEBYLEX", "repos", "[" .. p .. "/", "(" .. p .. "0")) do
-                    for _, d in ipairs(redis.call("SMEMBERS", "repo:" .. r .. ":blobs")) do
-                        count[d] = (count[d] or 0) + 1
-                    end
-                end
-                local b, used = "project:" .. p .. ":blobs", 0
-                redis.call("DEL", b)
-                for d, n in pairs(count) do
-                    redis.call("HSET", b, d, n)
-                    used = used + tonumber(redis.call("HGET", "blob:" .. d, "size") or "0")
-                end
-                redis.call("SET", "project:" .. p .. ":storage", used)
-                return "ok"' "$project" "$storage" "$streams" "$size" >/dev/null
+            admin_rows admin_quota_set "$project" "$storage" "$streams" "$size" >/dev/null
             cmd_quota get "$project"
             ;;
         get)
-            out=$(admin_redis --raw eval '
-                local p = ARGV[1]
-                local q = redis.call("HMGET", "quota:" .. p, "imagestreams", "storage", "image-size")
-                return {redis.call("ZCARD", "project:" .. p .. ":imagestreams"), q[1] or "",
-                        redis.call("GET", "project:" .. p .. ":storage") or "0", q[2] or "", q[3] or ""}' 0 "$project") \
-                || die "redis: $out"
             local -a v
+            out=$(admin_rows admin_quota_get "$project")
             mapfile -t v <<< "$out"
-            gc_quota_row() {
-                local used=$2 hard=$3
-                printf '%-28s %-22s %s\n' "$1" "$used" "${hard:--}"
-            }
             printf 'Name:       %s\n' "$project"
-            printf '%-28s %-22s %s\n' Resource Used Hard '--------' '----' '----'
-            gc_quota_row openshift.io/imagestreams "${v[0]}" "${v[1]}"
-            gc_quota_row storage "$(quota_human "${v[2]}") (${v[2]})" \
-                "$([ -n "${v[3]}" ] && echo "$(quota_human "${v[3]}") (${v[3]})")"
-            gc_quota_row image-size - \
-                "$([ -n "${v[4]}" ] && echo "$(quota_human "${v[4]}") (${v[4]})")"
+            printf '%-28s %-24s %s\n' Resource Used Hard '--------' '----' '----'
+            printf '%-28s %-24s %s\n' openshift.io/imagestreams "${v[0]}" "${v[1]:--}"
+            printf '%-28s %-24s %s\n' storage "$(quota_human "${v[2]}") (${v[2]})" \
+                "$([ -n "${v[3]}" ] && echo "$(quota_human "${v[3]}") (${v[3]})" || echo -)"
+            printf '%-28s %-24s %s\n' image-size - \
+                "$([ -n "${v[4]}" ] && echo "$(quota_human "${v[4]}") (${v[4]})" || echo -)"
             ;;
         delete)
-            admin_redis del "quota:$project" >/dev/null
+            admin_rows admin_quota_delete "$project" >/dev/null
             echo "quota of $project removed"
             ;;
         *) die "unknown quota command '$verb' (set, get, delete)" ;;

@@ -9,9 +9,11 @@
 #                                        history, newest first
 #
 # Everything is read from the registry's Redis (the layout is at the top
-# of ngx_http_registry_module/ngx_http_registry.h), like the admin
-# commands: no token needed, and the same Redis settings
-# (REGISTRY_REDIS_PORT, REGISTRY_REDIS_SOCKET).
+# of ngx_http_registry_module/ngx_http_registry.h) by the functions
+# admin_imagestreams, admin_images and admin_imagestream of its library
+# (ngx_http_registry_module/redis), like the admin commands: no token
+# needed, and the same Redis settings (REGISTRY_REDIS_PORT,
+# REGISTRY_REDIS_SOCKET).
 #
 # To follow the events as they happen (see README.md):
 #   redis-cli -p 6379 XREAD BLOCK 0 STREAMS events '$'
@@ -54,59 +56,14 @@ images_get_streams() {
         else
             printf 'NAMESPACE\tNAME\tIMAGE REPOSITORY\tTAGS\tUPDATED\n'
         fi
-        admin_redis --raw eval '
-            local projects, seen = {}, {}
-            if ARGV[1] ~= "" then
-                projects = {ARGV[1]}
-            else
-                local cursor = "0"
-                repeat
-                    local r = redis.call("SCAN", cursor, "MATCH", "project:*:imagestreams", "COUNT", 1000)
-                    cursor = r[1]
-                    for _, k in ipairs(r[2]) do
-                        seen[string.sub(k, 9, -14)] = true
-                    end
-                until cursor == "0"
-                for p in pairs(seen) do projects[#projects + 1] = p end
-                table.sort(projects)
-            end
-            local out = {}
-            for _, p in ipairs(projects) do
-                for _, n in ipairs(redis.call("ZRANGE", "project:" .. p .. ":imagestreams", 0, -1)) do
-                    local s = redis.call("GET", "imagestream:" .. p .. "/" .. n)
-                    if s then
-                        local o = cjson.decode(s)
-                        local tags, updated = {}, ""
-                        for _, t in ipairs(o.status.tags or {}) do
-                            tags[#tags + 1] = t.tag
-                            local c = t.items[1] and t.items[1].created or ""
-                            if c > updated then updated = c end
-                        end
-                        local shown = table.concat(tags, ",", 1, math.min(#tags, 4))
-                        if #tags > 4 then shown = shown .. " + " .. (#tags - 4) .. " more..." end
-                        local row = n .. "\t" .. o.status.dockerImageRepository .. "\t"
-                            .. shown .. "\t" .. updated
-                        if ARGV[1] == "" then row = p .. "\t" .. row end
-                        out[#out + 1] = row
-                    end
-                end
-            end
-            return out' 0 "$project" | images_ages $([ -n "$project" ] && echo 4 || echo 5)
+        admin_call admin_imagestreams "$project" | sed 1d | images_ages $([ -n "$project" ] && echo 4 || echo 5)
     } | admin_table
 }
 
 images_get_images() {
     {
         printf 'NAME\tIMAGE REFERENCE\n'
-        admin_redis --raw eval '
-            local out = {}
-            for _, d in ipairs(redis.call("ZRANGE", "images", 0, -1)) do
-                local o = redis.call("HGET", "image:" .. d, "object")
-                if o then
-                    out[#out + 1] = d .. "\t" .. cjson.decode(o).dockerImageReference
-                end
-            end
-            return out' 0
+        admin_call admin_images | sed 1d
     } | admin_table
 }
 
@@ -116,36 +73,9 @@ images_describe_stream() {
     [ -n "$project" ] || die "describe imagestream needs -n PROJECT"
     admin_check_project "$project"
     [[ $name =~ ^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$ ]] || die "invalid image stream name '$name'"
-    out=$(admin_redis --raw eval '
-        local s = redis.call("GET", "imagestream:" .. ARGV[1] .. "/" .. ARGV[2])
-        if not s then return {} end
-        local o = cjson.decode(s)
-        local out, unique = {}, {}
-        local n = 0
-        for _, t in ipairs(o.status.tags or {}) do
-            for _, i in ipairs(t.items) do
-                if not unique[i.image] then unique[i.image] = true; n = n + 1 end
-            end
-        end
-        local function add(...) out[#out + 1] = table.concat({...}, "\t") end
-        add("H", "Name:", o.metadata.name)
-        add("H", "Namespace:", o.metadata.namespace)
-        add("T", "Created:", o.metadata.creationTimestamp)
-        add("H", "Labels:", "<none>")
-        add("H", "Annotations:", "<none>")
-        add("H", "Image Repository:", o.status.dockerImageRepository)
-        add("H", "Image Lookup:", "local=false")
-        add("H", "Unique Images:", tostring(n))
-        add("H", "Tags:", tostring(#(o.status.tags or {})))
-        for _, t in ipairs(o.status.tags or {}) do
-            add("G", t.tag)
-            for k, i in ipairs(t.items) do
-                add("I", k == 1 and "*" or " ", i.dockerImageReference, i.created,
-                    i.pushedBy or "")
-            end
-        end
-        return out' 0 "$project" "$name")
-    [ -n "$out" ] || die "imagestream \"$name\" not found in project \"$project\""
+    out=$(admin_call admin_imagestream "$project" "$name") || exit 1
+    [ "$out" != unknown ] || die "imagestream \"$name\" not found in project \"$project\""
+    out=${out#ok$'\n'}
     while IFS=$'\t' read -r kind a b c d; do
         case $kind in
             H) printf '%-24s%s\n' "$a" "$b" ;;

@@ -5,10 +5,18 @@ package Registry::Auth;
 # project|policy), the tokens it printed, and the check that no log holds
 # any of them.
 #
+#   $AuthHttpConfig, $AuthConfig
+#                           Registry::Blobs' $HttpConfig and $Config with
+#                           authorization on (the Redis-backed authorizer,
+#                           as conf/nginx.conf sets it up); a test adds
+#                           its registry_auth_cache
 #   admin(ARGS...)          scripts/registry ARGS against the test Redis;
 #                           returns stdout, dies on failure
 #   setup_people()          the users and projects below, from scratch;
 #                           returns {user => token}
+#   editor($user, $project) a user with registry-editor in a project of
+#                           its own, both from scratch; returns its token
+#                           (remembered)
 #   basic($user, $pass)     an Authorization header value
 #   remember_tokens(@t)     adds tokens to var/test/auth-tokens (read by
 #                           t/auth-zz-logs.t, which greps every log)
@@ -35,9 +43,20 @@ use Cwd qw(getcwd);
 use Exporter qw(import);
 use MIME::Base64 qw(encode_base64);
 use File::Path qw(make_path);
+use Registry::Harness qw(redis_cli);    # exported again, for the auth tests
+use Registry::Blobs qw($HttpConfig $Config);
 
-our @EXPORT_OK = qw(admin setup_people basic remember_tokens leaked_tokens
-    redis_cli);
+our @EXPORT_OK = qw(admin setup_people editor basic remember_tokens
+    leaked_tokens redis_cli $AuthHttpConfig $AuthConfig);
+
+our $AuthHttpConfig = $HttpConfig . "    registry_auth /_registry_auth;\n";
+our $AuthConfig = $Config . <<'_EOC_';
+
+    location = /_registry_auth {
+        internal;
+        registry_authorizer;
+    }
+_EOC_
 
 our @USERS = qw(authalice authbob authcarol authbuilder authdave authreg
     authpruner authself authroot);
@@ -47,16 +66,6 @@ sub _env {
     my $port = $ENV{TEST_NGINX_REDIS_PORT}
         or die "TEST_NGINX_REDIS_PORT is not set: run through scripts/test\n";
     return (REGISTRY_REDIS_PORT => $port);
-}
-
-sub redis_cli {
-    my %env = _env();
-    open my $fh, '-|', 'redis-cli', '-p', $env{REGISTRY_REDIS_PORT}, @_
-        or die "redis-cli: $!\n";
-    local $/;
-    my $out = <$fh>;
-    close $fh or die "redis-cli $_[0] failed\n";
-    return $out;
 }
 
 # scripts/registry ARGS, stdout returned; with quiet => 1 in a leading
@@ -100,6 +109,17 @@ sub setup_people {
     }
     remember_tokens(values %t);
     return \%t;
+}
+
+sub editor {
+    my ($user, $project) = @_;
+    admin({ quiet => 1 }, 'user', 'delete', $user);
+    admin({ quiet => 1 }, 'project', 'delete', $project);
+    my $token = admin('user', 'add', $user);
+    remember_tokens($token);
+    admin('project', 'add', $project);
+    admin('policy', 'add-role-to-user', 'registry-editor', $user, '-n', $project);
+    return $token;
 }
 
 sub basic {

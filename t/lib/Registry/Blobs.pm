@@ -1,16 +1,17 @@
 package Registry::Blobs;
 
-# Fixtures of the blob and upload tests (t/blobs.t, t/uploads.t, t/e2e.t):
-# the registry's configuration as the tests run it, and direct access to
-# the test Redis and to the test bucket, to check what the registry
-# stored (or did not).
+# Fixtures of the registry tests: the registry's configuration as the
+# tests run it (t/blobs.t, t/uploads.t, t/manifests.t, t/tags.t, t/e2e*.t
+# ...), and direct access to the test Redis and to the test bucket, to
+# check what the registry stored (or did not).
 #
 #   $HttpConfig, $Config     http{} and server{} parts of a registry with
 #                            auth off and the S3 proxy location set up as
 #                            s3.c recommends
-#   d($bytes)                "sha256:<hex>"
+#   d($bytes)                "sha256:<hex>" (Registry::Manifests')
 #   random_bytes($n)         $n bytes that no other run pushes
 #   redis_cli(ARGS...)       redis-cli against the test Redis; stdout
+#                            (Registry::Harness')
 #   s3(METHOD, PATH_QUERY, [body => BYTES])
 #                            a SigV4-signed request to the test RGW
 #                            (PATH_QUERY after the bucket: "data/x",
@@ -24,15 +25,24 @@ package Registry::Blobs;
 #   curl(ARGS...)            runs curl, returns (exit status, stdout)
 #   pipelined($port, $raw)   sends raw requests on one connection, reads
 #                            until the server closes it; the raw answers
+#   registry_blocks(%o)      in a block file (Test::Nginx::Socket), before
+#                            run_tests: a block without its own
+#                            http_config, config or no_error_log gets
+#                            $HttpConfig, $Config, "[error] [crit] [alert]"
+#                            (or what %o says); no default root location
+#                            (the configs declare `location /`); blocks in
+#                            file order
 
 use strict;
 use warnings;
 use Exporter qw(import);
 use Digest::SHA qw(sha256_hex);
+use Registry::Harness qw(redis_cli);
+use Registry::Manifests qw(d);
 
 our @EXPORT_OK = qw($HttpConfig $Config d random_bytes redis_cli s3
     s3_objects s3_uploads s3_delete blob_key curl uri_escape pipelined
-    own_bucket);
+    own_bucket registry_blocks);
 
 our $HttpConfig = <<'_EOC_';
     registry_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
@@ -62,8 +72,6 @@ our $Config = <<'_EOC_';
     }
 _EOC_
 
-sub d { 'sha256:' . sha256_hex($_[0]) }
-
 sub random_bytes {
     my ($n) = @_;
     open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!\n";
@@ -71,17 +79,6 @@ sub random_bytes {
     die "short read from /dev/urandom\n" unless defined $got && $got == $n;
     close $fh;
     return $buf;
-}
-
-sub redis_cli {
-    my $port = $ENV{TEST_NGINX_REDIS_PORT}
-        or die "TEST_NGINX_REDIS_PORT is not set: run through scripts/test\n";
-    open my $fh, '-|', 'redis-cli', '-p', $port, @_ or die "redis-cli: $!\n";
-    local $/;
-    my $out = <$fh> // '';
-    close $fh or die "redis-cli @_[0 .. 1] failed\n";
-    $out =~ s/\n\z//;
-    return $out;
 }
 
 sub curl {
@@ -200,6 +197,19 @@ sub pipelined {
     }
     close $sock;
     return $out;
+}
+
+sub registry_blocks {
+    my %d = (http_config => $HttpConfig, config => $Config,
+        no_error_log => "[error]\n[crit]\n[alert]", @_);
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        for my $k (sort keys %d) {
+            $block->set_value($k, $d{$k}) unless defined $block->$k;
+        }
+    });
+    Test::Nginx::Socket::no_root_location();
+    Test::Nginx::Socket::no_shuffle();
 }
 
 sub blob_key {

@@ -9,11 +9,14 @@ package Registry::Harness;
 #                           returns an instance (stop it with ->stop)
 #   http_request(%opts)     one HTTP/1.1 request on a fresh connection
 #   expand_env($text)       substitute $TEST_NGINX_* environment variables
+#   read_file($path), write_file($path, $bytes)
 #   free_ports($hint, $n)   $n consecutive ports no one else uses, held
 #                           by this test file until it ends
 #   start_redis(%opts)      a private redis-server (a file whose checks
 #                           count Redis-wide things must not share one
-#                           under prove -j); stop it with ->stop
+#                           under prove -j, a file that kills it must
+#                           not kill the suite's); stop it with ->stop
+#   redis_cli(ARGS...)      redis-cli against the suite's Redis
 #
 # A plain test:
 #
@@ -45,7 +48,8 @@ use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
-    expand_env parse_response read_file free_ports start_redis
+    expand_env parse_response read_file write_file free_ports start_redis
+    redis_cli
     exclusive_services shared_services);
 
 our %Running;    # pid file => instance, stopped at exit whatever happens
@@ -79,11 +83,19 @@ sub read_file {
     return $data;
 }
 
+sub write_file {
+    my ($path, $data) = @_;
+    open my $fh, '>:raw', $path or die "$path: $!\n";
+    print $fh $data;
+    close $fh or die "$path: $!\n";
+}
+
 # The nginx.conf for a test instance. Options:
 #   servroot (required), port (required), main_config, http_config,
 #   config (inside server {}), workers (1), log_level (warn),
 #   root_location (1: add `location / { root html; }` after config),
-#   env (extra names for `env NAME;`), master (1)
+#   env (extra names for `env NAME;`), master (1), listen (parameters
+#   after the address: "ssl http2")
 sub nginx_conf {
     my %o = @_;
     $o{$_} = expand_env($o{$_}) for qw(main_config http_config config);
@@ -134,7 +146,7 @@ http {
 
 @{[ $o{http_config} // '' ]}
     server {
-        listen 127.0.0.1:$o{port};
+        listen 127.0.0.1:$o{port}@{[ $o{listen} ? " $o{listen}" : '' ]};
         server_name localhost;
         client_max_body_size 30M;
 
@@ -328,6 +340,17 @@ sub error_log {
     return length($log) > $from ? substr($log, $from) : '';
 }
 
+# The size of the error log now: an offset for error_log and log_lines.
+sub log_size { -s "$_[0]{servroot}/logs/error.log" // 0 }
+
+# The lines of the error log since $from (as for error_log) that match $re
+# (every line without one): what a test counts, e.g. "an outage is logged
+# once, not once per request".
+sub log_lines {
+    my ($self, $from, $re) = @_;
+    return grep { !$re || $_ =~ $re } split /\n/, $self->error_log($from);
+}
+
 sub url { my ($self, $path) = @_; "http://127.0.0.1:$self->{port}" . ($path // '') }
 
 # $ngx->request(METHOD, PATH_OR_URL, headers => [...] or {...},
@@ -481,54 +504,115 @@ sub parse_response {
     return $res;
 }
 
-# start_redis(port => P, root => DIR): redis-server on 127.0.0.1:P (and
-# DIR/redis.sock), state and log in DIR (default t/servroot-<file>-redis),
-# nothing kept on disk between runs. Returns {port, root, socket} with
-# ->stop (also done at exit). Dies when it does not answer within 5 s.
+# start_redis(port => P, root => DIR, ...): a private redis-server on
+# 127.0.0.1:P (P 0: none) and DIR/redis.sock, state and log in DIR
+# (default t/servroot-<file>-redis), emptied first. Options:
+#   appendonly (1: AOF fsynced on every write, so the data survive kill -9
+#   and ->start), password (requirepass; the conf file is mode 600, the
+#   password reaches redis-cli through REDISCLI_AUTH only), config ([extra
+#   lines of redis.conf]). Returns {port, root, socket} with ->stop (TERM,
+#   also done at exit), ->kill (-9), ->start (again, same conf and data),
+#   ->pid, ->ping and ->cli(ARGS) (redis-cli on the socket; stdout without
+#   its last newline). Dies when it does not answer within 10 s.
 our %Redis;
 sub start_redis {
     my %o = @_;
-    my $port = $o{port} or die "start_redis: port required\n";
+    die "start_redis: port required\n" unless defined $o{port};
     (my $file = $0) =~ s{^.*/|\.t$}{}g;
     my $root = $o{root} // getcwd() . "/t/servroot-$file-redis";
-    my $self = bless { port => $port, root => $root, socket => "$root/redis.sock",
-        pid_file => "$root/redis.pid" }, 'Registry::Harness::Redis';
+    my $self = bless { port => $o{port}, root => $root, socket => "$root/redis.sock",
+        pid_file => "$root/redis.pid", password => $o{password} },
+        'Registry::Harness::Redis';
     $self->stop;
     remove_tree($root);
     make_path($root);
-    open my $fh, '>', "$root/redis.conf" or die "$root/redis.conf: $!\n";
-    print $fh join '', map { "$_\n" } 'daemonize yes', "pidfile $root/redis.pid",
-        "logfile $root/redis.log", "dir $root", 'bind 127.0.0.1', "port $port",
+    chmod 0700, $root;
+    my @conf = ('daemonize yes', "pidfile $root/redis.pid",
+        "logfile $root/redis.log", "dir $root", 'bind 127.0.0.1', "port $o{port}",
         "unixsocket $root/redis.sock", 'unixsocketperm 700', 'save ""',
-        'appendonly no';
+        $o{appendonly} ? ('appendonly yes', 'appendfsync always') : 'appendonly no',
+        defined $o{password} ? "requirepass $o{password}" : (),
+        @{ $o{config} || [] });
+    my $umask = umask 077;
+    open my $fh, '>', "$root/redis.conf" or die "$root/redis.conf: $!\n";
+    print $fh join '', map { "$_\n" } @conf;
     close $fh;
-    system('redis-server', "$root/redis.conf") == 0 or die "redis-server failed\n";
-    my $deadline = time + 5;
+    umask $umask;
+    $self->start;
+    return $self;
+}
+
+sub Registry::Harness::Redis::start {
+    my ($self) = @_;
+    unlink $self->{pid_file};
+    system('redis-server', "$self->{root}/redis.conf") == 0
+        or die "redis-server failed\n";
+    my $deadline = time + 10;
     until ($self->ping) {
-        die "redis on $port does not answer\n" if time > $deadline;
+        die "redis in $self->{root} does not answer\n" if time > $deadline;
         sleep 0.05;
     }
-    $Redis{$root} = $self;
-    return $self;
+    $Redis{ $self->{root} } = $self;
+}
+
+sub Registry::Harness::Redis::cli {
+    my ($self, @args) = @_;
+    local $ENV{REDISCLI_AUTH} = $self->{password};
+    delete $ENV{REDISCLI_AUTH} unless defined $self->{password};
+    open my $fh, '-|', 'redis-cli', '-s', $self->{socket}, @args
+        or die "redis-cli: $!\n";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    $out =~ s/\n\z//;
+    return $out;
 }
 
 sub Registry::Harness::Redis::ping {
     my ($self) = @_;
-    return `redis-cli -p $self->{port} PING 2>/dev/null` =~ /PONG/;
+    return 0 unless -S $self->{socket};
+    # quiet: a socket left by kill -9 refuses, and redis-cli says so
+    open my $err, '>&', \*STDERR or die "dup: $!\n";
+    open STDERR, '>', '/dev/null' or die "/dev/null: $!\n";
+    my $out = $self->cli('PING');
+    open STDERR, '>&', $err or die "dup: $!\n";
+    return $out eq 'PONG';
 }
 
-# by its pid file only, never by name
-sub Registry::Harness::Redis::stop {
+# the pid of the running server, or undef
+sub Registry::Harness::Redis::pid {
     my ($self) = @_;
-    delete $Redis{ $self->{root} };
-    my $pid = read_file($self->{pid_file}) // return;
+    my $pid = read_file($self->{pid_file}) // return undef;
     chomp $pid;
-    return unless $pid =~ /^\d+$/ && kill 0, $pid;
-    kill 'TERM', $pid;
+    return $pid =~ /^\d+$/ && kill(0, $pid) ? $pid : undef;
+}
+
+# by its pid file only, never by name; TERM, then KILL after 5 s
+sub Registry::Harness::Redis::stop {
+    my ($self, $signal) = @_;
+    delete $Redis{ $self->{root} };
+    my $pid = $self->pid // return;
+    kill $signal // 'TERM', $pid;
     my $deadline = time + 5;
-    sleep 0.05 while kill(0, $pid) && time < $deadline;
+    sleep 0.02 while kill(0, $pid) && time < $deadline;
     kill 'KILL', $pid if kill 0, $pid;
     unlink $self->{pid_file};
+}
+
+sub Registry::Harness::Redis::kill { $_[0]->stop('KILL') }
+
+# redis-cli against the suite's Redis (TEST_NGINX_REDIS_PORT, read at each
+# call: a file that runs its own points the variable at it); stdout
+# without its last newline, dies when redis-cli fails
+sub redis_cli {
+    my $port = $ENV{TEST_NGINX_REDIS_PORT}
+        or die "TEST_NGINX_REDIS_PORT is not set: run through scripts/test\n";
+    open my $fh, '-|', 'redis-cli', '-p', $port, @_ or die "redis-cli: $!\n";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh or die "redis-cli @_[0 .. 1] failed\n";
+    $out =~ s/\n\z//;
+    return $out;
 }
 
 END {

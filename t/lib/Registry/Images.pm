@@ -32,18 +32,18 @@ package Registry::Images;
 use strict;
 use warnings;
 use Exporter qw(import);
-use Digest::SHA qw(sha256_hex);
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
+use Registry::Manifests qw(d $OCI_MANIFEST $OCI_CONFIG $OCI_LAYER $OCI_INDEX
+    $D_MANIFEST $D_CONFIG $D_LAYER);
 
 our @EXPORT_OK = qw(image index_of push_image push_blob api watch_open
     watch_next watch_status hook_server hook_bodies d json);
 
 my $JSON = JSON::PP->new->canonical;
 
-sub d { 'sha256:' . sha256_hex($_[0]) }
 sub json { $JSON->encode($_[0]) }
 
 my $seq = 0;
@@ -70,18 +70,10 @@ sub image {
         if $o{config_pad};
     my $cbytes = $JSON->encode($config);
     my ($mt, $ct, $lt) = $type eq 'oci'
-        ? ('application/vnd.oci.image.manifest.v1+json',
-           'application/vnd.oci.image.config.v1+json',
-           'application/vnd.oci.image.layer.v1.tar+gzip')
-        : ('application/vnd.docker.distribution.manifest.v2+json',
-           'application/vnd.docker.container.image.v1+json',
-           'application/vnd.docker.image.rootfs.diff.tar.gzip');
-    my $manifest = $JSON->encode({
-        schemaVersion => 2,
-        mediaType => $mt,
-        config => { mediaType => $ct, size => length $cbytes, digest => d($cbytes) },
-        layers => [map { { mediaType => $lt, size => length $_, digest => d($_) } } @layers],
-    });
+        ? ($OCI_MANIFEST, $OCI_CONFIG, $OCI_LAYER)
+        : ($D_MANIFEST, $D_CONFIG, $D_LAYER);
+    my $manifest = Registry::Manifests::image($mt, $ct, $cbytes,
+        map { [$lt, $_] } @layers);
     return { config => $cbytes, config_digest => d($cbytes), layers => \@layers,
         manifest => $manifest, digest => d($manifest), type => $mt,
         layer_type => $lt, config_type => $ct };
@@ -90,17 +82,12 @@ sub image {
 sub index_of {
     my @images = @_;
     my $i = 0;
-    my $manifest = $JSON->encode({
-        schemaVersion => 2,
-        mediaType => 'application/vnd.oci.image.index.v1+json',
-        manifests => [map { {
-            mediaType => $_->{type}, size => length $_->{manifest},
-            digest => $_->{digest},
-            platform => { architecture => (qw(amd64 arm64 s390x))[$i++ % 3], os => 'linux' },
-        } } @images],
-    });
+    my $manifest = Registry::Manifests::index_of($OCI_INDEX, map { [
+        $_->{type}, $_->{manifest}, ',"platform":{"architecture":"'
+            . (qw(amd64 arm64 s390x))[$i++ % 3] . '","os":"linux"}',
+    ] } @images);
     return { manifest => $manifest, digest => d($manifest), children => \@images,
-        type => 'application/vnd.oci.image.index.v1+json' };
+        type => $OCI_INDEX };
 }
 
 sub push_blob {
