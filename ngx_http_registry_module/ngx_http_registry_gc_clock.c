@@ -204,10 +204,13 @@ ngx_http_registry_gc_init(ngx_conf_t *cf)
     }
 
     if (sa == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+        /* TLS only: the clock cannot ask; collections on demand still */
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                       "\"registry_gc interval=\" needs the server of its "
-                      "location to listen on a plain http address");
-        return NGX_ERROR;
+                      "location to listen on a plain http address too "
+                      "(e.g. \"listen 127.0.0.1:5001;\"): no collection "
+                      "on its own");
+        return NGX_OK;
     }
 
     gc->sockaddr = ngx_palloc(cf->pool, gc->socklen);
