@@ -75,6 +75,14 @@ sub gc {
     return $j;
 }
 
+# scripts/registry gc ARGS against an instance: (exit status, output)
+sub gc_cmd {
+    my ($ngx, @args) = @_;
+    local $ENV{REGISTRY_GC_URL} = $ngx->url('/_registry/gc');
+    my $out = `'$top/scripts/registry' gc @args 2>&1`;
+    return ($? >> 8, $out);
+}
+
 sub named { my ($g, $kind) = @_; [sort map { $_->{name} } grep { $_->{kind} eq $kind } @{ $g->{removed} || [] }] }
 
 # the delete events of a digest, oldest first: [repository, ...]
@@ -138,9 +146,17 @@ my $A = start_nginx(port => $base, servroot => "$top/t/servroot-gc-a", root_loca
     is "$g->{blobs} $g->{bytes}", '1 3000', '... counts it: 1 blob, 3000 bytes';
     is_deeply named($g, 'blob'), [$D], '... and names it';
     is rcli('EXISTS', "blob:$D") . head_key($key), '1200', '... and changes nothing';
+    my ($rc, $out) = gc_cmd($A, '--dry-run', '--grace=0s');
+    is $rc, 0, 'scripts/registry gc --dry-run --grace=0s' or diag $out;
+    like $out, qr/^would remove blob \Q$D\E 3000 bytes \(gct\/a\)$/m, '... lists the blob';
+    like $out, qr/^Dry run, nothing removed\. Would remove: 0 manifests, 1 blobs \(2\.9Ki, 3000 bytes\)/m,
+        '... and the total';
+    ($rc, $out) = gc_cmd($A, '--grace=1h30m');
+    like $out, qr/^Removed: 0 manifests, 0 blobs/m, 'scripts/registry gc --grace=1h30m removes nothing';
     sleep 3.1 - (time - $t0) if time - $t0 < 3.1;
-    $g = gc($A, grace => 3);
-    is "$g->{blobs} $g->{bytes}", '1 3000', 'after the grace: 1 blob collected, 3000 bytes';
+    ($rc, $out) = gc_cmd($A, '--grace=3s');
+    like $out, qr/^blob \Q$D\E 3000 bytes \(gct\/a\)$/m, 'after the grace, scripts/registry gc --grace=3s names it';
+    like $out, qr/^Removed: 0 manifests, 1 blobs \(2\.9Ki, 3000 bytes\)/m, '... 1 blob collected, 3000 bytes';
     is head_key($key), 404, '... its object is gone from the bucket';
     is rcli('EXISTS', "blob:$D") . rcli('SISMEMBER', 'blobs', $D) . rcli('ZSCORE', 'objects:pending', $key),
         '00', '... and blob:D from Redis, its key not left pending';
@@ -409,6 +425,9 @@ sub upload_keys { rcli('KEYS', "upload:$_[0]*") }
     is head_key($key), 200, "... its object $key is in the bucket";
     is rcli('EXISTS', 'blob:' . d($blob)), 0, '... no blob';
     ok rcli('ZSCORE', 'objects:pending', $key) > 0, '... its key is pending';
+    my ($rc, $out) = gc_cmd($A, '--grace=soon');
+    isnt $rc, 0, 'scripts/registry gc --grace=soon: refused';
+    like $out, qr/invalid duration/, '... an invalid duration';
     # Redis back: the worker reconnects with a backoff
     my $g;
     for (1 .. 40) { $g = gc($E, grace => 10); last if $g->{status} == 200; sleep 0.25 }
