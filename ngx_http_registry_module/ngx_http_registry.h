@@ -1074,6 +1074,7 @@ typedef struct {
     unsigned                        dry:1;
     unsigned                        untagged:1;
     unsigned                        more:1;
+    unsigned                        partial:1;  /* a dry run cut short */
     unsigned                        s3_down:1;
     unsigned                        lost:1;
     unsigned                        held:1;     /* the lease */

@@ -245,8 +245,12 @@ ngx_http_registry_gc_run(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
         && (gc->work >= NGX_HTTP_REGISTRY_GC_WORK
             || gc->ops >= NGX_HTTP_REGISTRY_GC_OPS))
     {
-        /* enough for one request: the caller asks again */
-        gc->more = 1;
+        /*
+         * enough for one request: the caller asks again; a dry run,
+         * which would read the same again, says it counted part only
+         */
+        gc->more = !gc->dry;
+        gc->partial = gc->dry;
         gc->phase = NGX_HTTP_REGISTRY_GC_DONE;
     }
 
@@ -735,7 +739,7 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
         return ngx_http_registry_unavailable(r, "s3: no answer");
     }
 
-    json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:O}",
+    json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:b,s:O}",
                      "dry_run", (int) gc->dry,
                      "manifests", (json_int_t) st->manifests,
                      "blobs", (json_int_t) st->blobs,
@@ -745,6 +749,7 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
                      "orphans", (json_int_t) st->orphans,
                      "multipart", (json_int_t) st->multipart,
                      "more", (int) gc->more,
+                     "partial", (int) gc->partial,
                      "lease_lost", (int) gc->lost,
                      "removed", gc->named);
     if (json == NULL) {

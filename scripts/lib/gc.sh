@@ -107,17 +107,19 @@ gc_print() {
         print "#$_ ", ($j->{$_} || 0), "\n"
             for qw(manifests blobs bytes images uploads orphans multipart);
         print "#dry ", ($j->{dry_run} ? 1 : 0), "\n";
+        print "#partial ", ($j->{partial} ? 1 : 0), "\n";
         print "#more ", ($j->{more} ? 1 : 0), "\n";'
 }
 
 gc_total() {
-    local k v dry=0
+    local k v dry=0 partial=0
     declare -A n=([manifests]=0 [blobs]=0 [bytes]=0 [images]=0 [uploads]=0 [orphans]=0 [multipart]=0)
     while read -r k v; do
         [ -n "$k" ] || continue
         k=${k#\#}
         case $k in
             dry) dry=$v ;;
+            partial) partial=$v ;;
             more) ;;
             *) n[$k]=$(( ${n[$k]} + v )) ;;
         esac
@@ -127,6 +129,9 @@ gc_total() {
     printf '%d manifests, %d blobs (%s, %d bytes), %d images, %d upload sessions, %d orphaned objects, %d multipart uploads\n' \
         "${n[manifests]}" "${n[blobs]}" "$(quota_human "${n[bytes]}")" "${n[bytes]}" \
         "${n[images]}" "${n[uploads]}" "${n[orphans]}" "${n[multipart]}"
+    if [ "$partial" = 1 ]; then
+        echo "(a dry run counts what one collection request would take: there is more)"
+    fi
 }
 
 cmd_quota() {
