@@ -848,11 +848,12 @@ ngx_int_t ngx_http_registry_redis_call(ngx_http_registry_redis_cb_pt cb,
 /*
  * The functions of the Redis library "registry" (redis/NAME.lua, embedded
  * by config as ngx_http_registry_redis_library and loaded on every
- * connect by redis.c), called (redis_run.c) by name with FCALL: args holds the nkeys keys, then
- * the arguments.  ngx_http_registry_run() and ngx_http_registry_call() (a
- * command from ngx_str_t pointers) make it the operation a step waits
- * for: next runs with the reply, and Redis not connected is answered 503
- * at once.  ngx_http_registry_redis_fcall() is the background form.
+ * connect by redis.c), called (redis_run.c) by name with FCALL: args
+ * holds the nkeys keys, then the arguments.  ngx_http_registry_run()
+ * and ngx_http_registry_call() (a command from ngx_str_t pointers) make
+ * it the operation a step waits for: next runs with the reply, and Redis
+ * not connected is answered 503 at once.  ngx_http_registry_redis_fcall()
+ * is the background form.
  */
 extern const char  ngx_http_registry_redis_library[];
 

@@ -707,8 +707,8 @@ ngx_http_registry_gc_dropped(ngx_http_request_t *r,
 
 
 /*
- * The answer: what was removed, counted and named.  The counts are the
- * collection's numbers (gc->stats), logged here: where metrics take them.
+ * The answer: what was removed, counted and named; the collection's
+ * numbers (gc->stats) are logged and go to the metrics.
  */
 
 static ngx_int_t
@@ -734,6 +734,16 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
                   st->bytes, st->images, st->uploads, st->orphans,
                   st->multipart, gc->more ? ", more to do" : "",
                   gc->s3_down ? ", stopped: s3 unavailable" : "");
+
+    if (!gc->dry) {
+        ngx_http_registry_metrics_add(NGX_HTTP_REGISTRY_METRIC_GC_RUNS, 0, 1);
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_GC_RECLAIMED_BYTES, 0, st->bytes);
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_GC_BLOBS_DELETED, 0, st->blobs);
+        ngx_http_registry_metrics_add(
+            NGX_HTTP_REGISTRY_METRIC_UPLOADS_EXPIRED, 0, st->uploads);
+    }
 
     if (gc->s3_down) {
         return ngx_http_registry_unavailable(r, "s3: no answer");

@@ -472,8 +472,8 @@ ngx_http_registry_gc_page(ngx_http_request_t *r,
     op.query.len = p - op.query.data;
 
     ngx_str_set(&op.method, "GET");
-    ngx_str_set(&op.payload_hash,
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    ngx_str_set(&op.payload_hash, "e3b0c44298fc1c149afbf4c8996fb924"
+                                  "27ae41e4649b934ca495991b7852b855");
     op.bucket = 1;
 
     gc->pages++;

@@ -126,7 +126,15 @@ die "CreateMultipartUpload: $lost->{status}\n" unless $lost->{status} == 200;
 
 my $A = start_nginx(port => $base, servroot => "$top/t/servroot-gc-a", root_location => 0,
     log_level => 'info', http_config => $http . "    registry_upload_tails 2m;\n",
-    config => $Config . gc_location('grace=1h'));
+    config => $Config . gc_location('grace=1h')
+        . "    location = /metrics { registry_metrics; }\n");
+
+# a counter of the collector in the Prometheus text (metrics.c)
+sub gc_metric {
+    my ($name) = @_;
+    my $body = $A->request('GET', '/metrics')->{body} // '';
+    return $body =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
+}
 
 # --- 1. a blob deleted, then collected after the grace --------------------
 
@@ -151,6 +159,8 @@ my $A = start_nginx(port => $base, servroot => "$top/t/servroot-gc-a", root_loca
     like $out, qr/^would remove blob \Q$D\E 3000 bytes \(gct\/a\)$/m, '... lists the blob';
     like $out, qr/^Dry run, nothing removed\. Would remove: 0 manifests, 1 blobs \(2\.9Ki, 3000 bytes\)/m,
         '... and the total';
+    my %m0 = map { $_ => gc_metric($_) } qw(registry_gc_runs_total
+        registry_gc_blobs_deleted_total registry_gc_reclaimed_bytes_total);
     ($rc, $out) = gc_cmd($A, '--grace=1h30m');
     like $out, qr/^Removed: 0 manifests, 0 blobs/m, 'scripts/registry gc --grace=1h30m removes nothing';
     sleep 3.1 - (time - $t0) if time - $t0 < 3.1;
@@ -158,6 +168,8 @@ my $A = start_nginx(port => $base, servroot => "$top/t/servroot-gc-a", root_loca
     like $out, qr/^blob \Q$D\E 3000 bytes \(gct\/a\)$/m, 'after the grace, scripts/registry gc --grace=3s names it';
     like $out, qr/^Removed: 0 manifests, 1 blobs \(2\.9Ki, 3000 bytes\)/m, '... 1 blob collected, 3000 bytes';
     is head_key($key), 404, '... its object is gone from the bucket';
+    is join(' ', map { gc_metric($_) - $m0{$_} } sort keys %m0), '1 3000 2',
+        '... counted in the metrics: 1 blob, 3000 bytes, 2 runs (dry runs not)';
     is rcli('EXISTS', "blob:$D") . rcli('SISMEMBER', 'blobs', $D) . rcli('ZSCORE', 'objects:pending', $key),
         '00', '... and blob:D from Redis, its key not left pending';
     is_deeply wait_events($D, 2), ['gct/a', 'gct/a'], '... a delete event, as for the DELETE';
