@@ -559,6 +559,7 @@ struct ngx_http_registry_upload_s {
     unsigned                    stream:1;      /* the body to S3 as it comes */
     unsigned                    locked:1;      /* the session is ours */
     unsigned                    exists:1;      /* blob:D, final only */
+    unsigned                    mpu_unsent:1;  /* its record never sent */
 };
 
 /*

@@ -299,6 +299,7 @@ ngx_http_registry_upload_record_mpu(ngx_http_request_t *r,
         /* Redis away: next learns it from the missing reply */
         ctx->next = NULL;
         ctx->reply = NULL;
+        up->mpu_unsent = 1;
         return next(r, ctx);
     }
 

@@ -275,10 +275,25 @@ static ngx_int_t
 ngx_http_registry_upload_recorded(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
+    ngx_http_registry_upload_t  *up;
+
+    up = ctx->data;
+
     if (ctx->reply != NULL && ctx->reply->type == REDIS_REPLY_INTEGER
         && ctx->reply->integer == 1)
     {
         return ngx_http_registry_upload_next(r, ctx);
+    }
+
+    /*
+     * Sent and unanswered (Redis lost meanwhile): the record may have
+     * landed, and a retry would go on with an upload we had dropped.  It
+     * stays; if nothing names it, the collector aborts it (an unrecorded
+     * multipart upload).
+     */
+
+    if (ctx->reply == NULL && !up->mpu_unsent) {
+        return ngx_http_registry_redis_failed(r, ctx);
     }
 
     /*
