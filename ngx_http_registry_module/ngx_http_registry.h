@@ -712,6 +712,7 @@ ngx_int_t ngx_http_registry_hash_save(ngx_pool_t *pool, SHA256_CTX *sha,
     ngx_str_t *out);
 ngx_int_t ngx_http_registry_hash_load(SHA256_CTX *sha, ngx_str_t *saved);
 void ngx_http_registry_hash_digest(SHA256_CTX *sha, u_char *digest);
+void ngx_http_registry_hash_raw(u_char *data, size_t len, u_char *out);
 
 /*
  * One Redis connection driven by nginx's event loop (redis_conn.c), as

@@ -827,7 +827,7 @@ ngx_http_registry_auth_key(ngx_pool_t *pool, ngx_http_registry_auth_t *a)
 
     p = ngx_sprintf(text, "%V\n%V\n%V", &a->token, &a->repo, action);
 
-    SHA256(text, p - text, a->key);
+    ngx_http_registry_hash_raw(text, p - text, a->key);
 
     return NGX_OK;
 }

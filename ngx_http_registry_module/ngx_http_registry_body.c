@@ -225,6 +225,23 @@ ngx_http_registry_hash_load(SHA256_CTX *sha, ngx_str_t *saved)
 }
 
 
+/*
+ * SHA-256 of one buffer by the low-level API: OpenSSL 3's one-shot
+ * SHA256() fetches the algorithm on every call, which the request path
+ * (the auth cache key) pays for at every request.
+ */
+
+void
+ngx_http_registry_hash_raw(u_char *data, size_t len, u_char *out)
+{
+    SHA256_CTX  sha;
+
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, data, len);
+    SHA256_Final(out, &sha);
+}
+
+
 /* the state goes on: a copy is finalized */
 
 void
