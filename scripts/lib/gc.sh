@@ -168,9 +168,9 @@ cmd_quota() {
             printf '%-28s %-24s %s\n' Resource Used Hard '--------' '----' '----'
             printf '%-28s %-24s %s\n' openshift.io/imagestreams "${v[0]}" "${v[1]:--}"
             printf '%-28s %-24s %s\n' storage "$(quota_human "${v[2]}") (${v[2]})" \
-                "$([ -n "${v[3]}" ] && echo "$(quota_human "${v[3]}") (${v[3]})" || echo -)"
+                "$([ -n "${v[3]:-}" ] && echo "$(quota_human "${v[3]}") (${v[3]})" || echo -)"
             printf '%-28s %-24s %s\n' image-size - \
-                "$([ -n "${v[4]}" ] && echo "$(quota_human "${v[4]}") (${v[4]})" || echo -)"
+                "$([ -n "${v[4]:-}" ] && echo "$(quota_human "${v[4]}") (${v[4]})" || echo -)"
             ;;
         delete)
             admin_rows admin_quota_delete "$project" >/dev/null
