@@ -1008,6 +1008,7 @@ ngx_int_t ngx_http_registry_quota_manifest(ngx_http_request_t *r,
 typedef struct ngx_http_registry_gc_conf_s {
     time_t                          grace;
     time_t                          interval;   /* 0: no timer */
+    ngx_uint_t                      duty;       /* percent of the time */
     ngx_str_t                       uri;        /* the location's */
     ngx_http_core_srv_conf_t       *server;     /* ... and its server's */
     struct sockaddr                *sockaddr;   /* where the timer asks */
@@ -1072,6 +1073,12 @@ typedef struct {
     ngx_uint_t                      ended;      /* the phase's last batch */
     ngx_uint_t                      ops;        /* S3 requests made */
     ngx_uint_t                      work;       /* items handled */
+    ngx_uint_t                      duty;       /* percent: see gc_pace */
+    ngx_msec_t                      started;    /* the request */
+    ngx_msec_t                      batch;      /* the batch, since */
+    ngx_msec_t                      worked;     /* in all */
+    ngx_msec_t                      rested;
+    ngx_event_t                     rest;       /* between batches */
     json_t                         *named;      /* for the answer */
     ngx_http_registry_gc_stats_t    stats;
     unsigned                        dry:1;

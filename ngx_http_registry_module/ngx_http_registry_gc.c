@@ -29,8 +29,13 @@
  *               a few pages per collection
  *
  * A request does a bounded amount of work (GC_WORK items, GC_OPS S3
- * requests: its pool holds them until it ends), then answers with
- * "more": true; the caller asks again.
+ * requests: its pool holds them until it ends; GC_SPAN of time), then
+ * answers with "more": true; the caller asks again.
+ *
+ * A collection is paced: after each batch it rests, so that it works at
+ * most "duty" percent of the time (gc_pace).  It shares the cores, Redis
+ * and S3 with the requests it must not slow down, and a rest that grows
+ * with the batch's time makes it yield more where S3 is slow or loaded.
  */
 
 
@@ -41,7 +46,9 @@
 
 #define NGX_HTTP_REGISTRY_GC_WORK      2000   /* items per request */
 #define NGX_HTTP_REGISTRY_GC_OPS       256    /* S3 requests per request */
-#define NGX_HTTP_REGISTRY_GC_BATCH     500    /* candidates per function */
+#define NGX_HTTP_REGISTRY_GC_SPAN      30000  /* ms per request */
+#define NGX_HTTP_REGISTRY_GC_REST      10000  /* ms, at most: the lease */
+#define NGX_HTTP_REGISTRY_GC_BATCH     100    /* candidates per function */
 #define NGX_HTTP_REGISTRY_GC_SESSIONS  64     /* sessions per function */
 #define NGX_HTTP_REGISTRY_GC_REPOS     20     /* repositories per call */
 #define NGX_HTTP_REGISTRY_GC_PAGES     8      /* multipart listing pages */
@@ -53,6 +60,9 @@ static ngx_int_t ngx_http_registry_gc_args(ngx_http_request_t *r,
     ngx_http_registry_gc_t *gc);
 static ngx_int_t ngx_http_registry_gc_leased(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_gc_pace(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
+static void ngx_http_registry_gc_rested(ngx_event_t *ev);
 static ngx_int_t ngx_http_registry_gc_dropped(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_gc_answer(ngx_http_request_t *r,
@@ -103,6 +113,9 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
     gc->conf = mcf->gc;
     gc->grace = gc->conf->grace;
     gc->age = mcf->upload_expires;
+    gc->duty = gc->conf->duty;
+    gc->started = ngx_current_msec;
+    gc->batch = ngx_current_msec;
 
     gc->named = json_array();
     if (gc->named == NULL) {
@@ -171,6 +184,10 @@ ngx_http_registry_gc_cleanup(void *data)
 
     json_decref(gc->named);
 
+    if (gc->rest.timer_set) {
+        ngx_del_timer(&gc->rest);
+    }
+
     if (gc->held) {
         args[0] = gc->token;
         ngx_str_set(&args[1], "drop");
@@ -183,13 +200,14 @@ ngx_http_registry_gc_cleanup(void *data)
 
 /*
  * ?dry_run=1, ?untagged=1, ?grace=T, ?uploads_older_than=T (T: seconds,
- * or nginx's time syntax: 90m, 1h30m)
+ * or nginx's time syntax: 90m, 1h30m), ?duty=N (percent, 1 to 100)
  */
 
 static ngx_int_t
 ngx_http_registry_gc_args(ngx_http_request_t *r, ngx_http_registry_gc_t *gc)
 {
     time_t      t;
+    ngx_int_t   n;
     ngx_str_t   v;
     ngx_uint_t  i;
 
@@ -222,6 +240,18 @@ ngx_http_registry_gc_args(ngx_http_request_t *r, ngx_http_registry_gc_t *gc)
         }
     }
 
+    if (ngx_http_registry_arg(r, "duty", &v) == NGX_OK) {
+        n = ngx_atoi(v.data, v.len);
+
+        if (n < 1 || n > 100) {
+            return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "UNSUPPORTED",
+                                           "duty is a percentage, 1 to 100");
+        }
+
+        gc->duty = n;
+    }
+
     return NGX_OK;
 }
 
@@ -243,7 +273,8 @@ ngx_http_registry_gc_run(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
     if (gc->phase > NGX_HTTP_REGISTRY_GC_LEASE
         && gc->phase < NGX_HTTP_REGISTRY_GC_DONE
         && (gc->work >= NGX_HTTP_REGISTRY_GC_WORK
-            || gc->ops >= NGX_HTTP_REGISTRY_GC_OPS))
+            || gc->ops >= NGX_HTTP_REGISTRY_GC_OPS
+            || ngx_current_msec - gc->started >= NGX_HTTP_REGISTRY_GC_SPAN))
     {
         /*
          * enough for one request: the caller asks again; a dry run,
@@ -570,11 +601,6 @@ ngx_http_registry_gc_batch(ngx_http_request_t *r,
 }
 
 
-
-
-
-
-
 /* the batch is done: events, counts, and the next one */
 
 ngx_int_t
@@ -673,7 +699,7 @@ ngx_http_registry_gc_counted(ngx_http_request_t *r,
 
     if (gc->phase == NGX_HTTP_REGISTRY_GC_MULTIPART) {
         if (gc->marker[0].len) {
-            return ngx_http_registry_gc_run(r, ctx);
+            return ngx_http_registry_gc_pace(r, ctx);
         }
 
         gc->ended = 1;
@@ -684,11 +710,68 @@ ngx_http_registry_gc_counted(ngx_http_request_t *r,
         gc->offset = 0;
     }
 
-    return ngx_http_registry_gc_run(r, ctx);
+    return ngx_http_registry_gc_pace(r, ctx);
 }
 
 
+/*
+ * The rest after a batch: (100 - duty) / duty times the batch's time, so
+ * that the collection works "duty" percent of the time.  A dry run only
+ * reads, and is not paced.
+ */
 
+static ngx_int_t
+ngx_http_registry_gc_pace(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
+{
+    ngx_msec_t               worked, rest;
+    ngx_http_registry_gc_t  *gc;
+
+    gc = ctx->data;
+
+    worked = ngx_current_msec - gc->batch;
+    gc->worked += worked;
+
+    rest = ngx_min(worked * (100 - gc->duty) / gc->duty,
+                   NGX_HTTP_REGISTRY_GC_REST);
+
+    if (gc->dry || rest == 0 || gc->phase == NGX_HTTP_REGISTRY_GC_DONE) {
+        gc->batch = ngx_current_msec;
+        return ngx_http_registry_gc_run(r, ctx);
+    }
+
+    gc->rested += rest;
+
+    gc->rest.handler = ngx_http_registry_gc_rested;
+    gc->rest.data = r;
+    gc->rest.log = r->connection->log;
+    gc->rest.cancelable = 1;
+
+    ctx->next = ngx_http_registry_gc_run;
+    ngx_add_timer(&gc->rest, rest);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_registry_gc_rested(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_registry_gc_t   *gc;
+    ngx_http_registry_ctx_t  *ctx;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_registry_module);
+    gc = ctx->data;
+
+    gc->batch = ngx_current_msec;
+
+    ngx_http_set_log_request(c->log, r);
+    ngx_http_registry_resume(r);
+    ngx_http_run_posted_requests(c);
+}
 
 
 static ngx_int_t
@@ -749,7 +832,8 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
         return ngx_http_registry_unavailable(r, "s3: no answer");
     }
 
-    json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:b,s:O}",
+    json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:b,"
+                     "s:I,s:I,s:I,s:O}",
                      "dry_run", (int) gc->dry,
                      "manifests", (json_int_t) st->manifests,
                      "blobs", (json_int_t) st->blobs,
@@ -761,6 +845,9 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
                      "more", (int) gc->more,
                      "partial", (int) gc->partial,
                      "lease_lost", (int) gc->lost,
+                     "duty", (json_int_t) gc->duty,
+                     "worked_ms", (json_int_t) gc->worked,
+                     "rested_ms", (json_int_t) gc->rested,
                      "removed", gc->named);
     if (json == NULL) {
         return NGX_ERROR;
@@ -837,6 +924,5 @@ ngx_http_registry_gc_copy(ngx_pool_t *pool, redisReply *rp, ngx_uint_t i,
 
     return NGX_OK;
 }
-
 
 

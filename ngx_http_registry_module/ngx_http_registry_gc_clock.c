@@ -22,6 +22,7 @@
 #define NGX_HTTP_REGISTRY_GC_WAIT     600000   /* a collection's answer */
 #define NGX_HTTP_REGISTRY_GC_SOON     1000     /* after "more" */
 #define NGX_HTTP_REGISTRY_GC_FIRST    60       /* seconds, at most */
+#define NGX_HTTP_REGISTRY_GC_DUTY     25       /* percent of the time */
 
 
 typedef struct {
@@ -46,7 +47,7 @@ static void ngx_http_registry_gc_close(ngx_http_registry_gc_clock_t *clk);
 static ngx_http_registry_gc_clock_t  ngx_http_registry_gc_clock;
 
 
-/* registry_gc [interval=time|off] [grace=time] */
+/* registry_gc [interval=time|off] [grace=time] [duty=percent] */
 
 char *
 ngx_http_registry_gc_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -54,6 +55,7 @@ ngx_http_registry_gc_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_registry_loc_conf_t *rlcf = conf;
 
     time_t                          t;
+    ngx_int_t                       n;
     ngx_str_t                      *value, v;
     ngx_uint_t                      i;
     ngx_http_core_loc_conf_t       *clcf;
@@ -87,6 +89,7 @@ ngx_http_registry_gc_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     gc->grace = 3600;
+    gc->duty = NGX_HTTP_REGISTRY_GC_DUTY;
 
     value = cf->args->elts;
 
@@ -121,6 +124,24 @@ ngx_http_registry_gc_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             gc->grace = t;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "duty=", 5) == 0) {
+            v.data = value[i].data + 5;
+            v.len = value[i].len - 5;
+
+            if (v.len && v.data[v.len - 1] == '%') {
+                v.len--;
+            }
+
+            n = ngx_atoi(v.data, v.len);
+
+            if (n < 1 || n > 100) {
+                goto invalid;
+            }
+
+            gc->duty = n;
             continue;
         }
 

@@ -4,6 +4,8 @@
 #     dry run counts it and changes nothing, then the collection deletes
 #     its object from the bucket, counts its bytes and sends a delete
 #     event;
+#   - pacing: a collection with ?duty=10 rests longer than it works (and
+#     for real), one with ?duty=100 does not rest;
 #   - a blob a manifest names is kept; gc --untagged takes a manifest
 #     without tag (not a young one, not one an index lists, not a
 #     referrer of a kept one, not one in its image stream's history) and
@@ -38,7 +40,7 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 use Registry::Blobs qw($HttpConfig $Config d random_bytes s3 s3_objects s3_uploads
     uri_escape own_bucket);
-use Registry::Harness qw(start_nginx start_redis free_ports read_file);
+use Registry::Harness qw(start_nginx start_redis free_ports read_file nginx_check);
 use Registry::Images qw(image index_of push_image push_blob);
 
 plan skip_all => 'redis-server and redis-cli are needed'
@@ -176,6 +178,46 @@ sub gc_metric {
     is $A->request('GET', "/v2/gct/a/blobs/$D")->{status}, 404, '... GET: 404';
     $g = gc($A, grace => 0);
     is $g->{blobs}, 0, 'the next collection finds nothing';
+}
+
+# --- 1b. pacing: the collector rests (100 - duty) / duty of its time ------
+
+{
+    # garbage of a few batches (gc.c takes 100 candidates per function)
+    my $garbage = sub {
+        for (1 .. $_[0]) {
+            my $blob = random_bytes(100);
+            push_blob($A, 'gct/pace', $blob)->{status} == 201
+                && $A->request('DELETE', '/v2/gct/pace/blobs/' . d($blob))->{status} == 202
+                or return 0;
+        }
+        return 1;
+    };
+    for my $bad (0, 101, 'x') {
+        my $g = gc($A, grace => 0, duty => $bad);
+        is "$g->{status} " . ($g->{errors}[0]{code} // ''), '400 UNSUPPORTED', "?duty=$bad: 400";
+    }
+    ok $garbage->(250), '250 blobs pushed to gct/pace and deleted';
+    my $t0 = time;
+    my $g = gc($A, grace => 0, duty => 10);
+    my $ms = (time - $t0) * 1000;
+    is "$g->{blobs} $g->{duty}", '250 10', 'a collection with ?duty=10 takes them';
+    ok $g->{worked_ms} > 0 && $g->{rested_ms} >= $g->{worked_ms},
+        "... it rested more than it worked ($g->{rested_ms} ms, $g->{worked_ms} ms)";
+    ok $ms >= $g->{rested_ms}, "... for real: the request took $ms ms";
+    ok $garbage->(250), '250 more';
+    $g = gc($A, grace => 0, duty => 100);
+    is "$g->{blobs} $g->{rested_ms}", '250 0', '?duty=100: taken without rest';
+    my ($rc, $out) = gc_cmd($A, '--grace=0s', '--duty=5%');
+    like $out, qr/^Worked [0-9.]+ s, rested [0-9.]+ s \(duty 5%\)$/m,
+        'scripts/registry gc --duty=5% says how long it worked and rested' or diag $out;
+    ($rc, $out) = gc_cmd($A, '--duty=0%');
+    isnt $rc, 0, '... --duty=0% is refused';
+    for my $p ('duty=0%', 'duty=101%', 'duty=x') {
+        ($rc, $out) = nginx_check(port => $base + 3, servroot => "$top/t/servroot-gc-conf",
+            root_location => 0, http_config => $http, config => $Config . gc_location($p));
+        ok $rc != 0 && $out =~ /invalid parameter "\Q$p\E"/, "nginx -t refuses registry_gc $p";
+    }
 }
 
 # --- 2. manifests keep their blobs; gc --untagged ------------------------

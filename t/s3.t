@@ -14,10 +14,9 @@ use strict;
 use warnings;
 use Test::More;
 use Cwd qw(getcwd);
-use File::Path qw(make_path);
 use Registry::Blobs qw(own_bucket $HttpConfig $Config d random_bytes s3 s3_objects
     s3_uploads blob_key);
-use Registry::Harness qw(start_nginx nginx_conf nginx_binary free_ports);
+use Registry::Harness qw(start_nginx nginx_check free_ports);
 
 my $MiB = 1024 * 1024;
 my $top = getcwd();
@@ -141,18 +140,11 @@ my %bad = (
     'registry_s3_location /_s3;' => qr/must start and end with/,
     'registry_history_depth 0;' => qr/must be/,
 );
-my $root = "$top/t/servroot-s3-conf";
-make_path("$root/conf", "$root/logs");
 for my $line (sort keys %bad) {
     (my $http = $HttpConfig) =~ s/^\s*\Q@{[ (split ' ', $line)[0] ]}\E .*$//mg;
-    my $conf = nginx_conf(port => $port + 3, servroot => $root, root_location => 0,
-        http_config => "$http    $line\n", config => $Config);
-    open my $fh, '>', "$root/conf/nginx.conf" or die $!;
-    print $fh $conf;
-    close $fh;
-    my $bin = nginx_binary();
-    my $out = `'$bin' -t -p '$root/' -c '$root/conf/nginx.conf' 2>&1`;
-    isnt $?, 0, "nginx -t refuses: $line";
+    my ($rc, $out) = nginx_check(port => $port + 3, servroot => "$top/t/servroot-s3-conf",
+        root_location => 0, http_config => "$http    $line\n", config => $Config);
+    isnt $rc, 0, "nginx -t refuses: $line";
     like $out, $bad{$line}, "with a clear message: $line";
 }
 

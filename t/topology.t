@@ -29,7 +29,7 @@ use Digest::SHA qw(sha256_hex);
 use File::Path qw(make_path remove_tree);
 use POSIX ();
 use Time::HiRes qw(sleep time);
-use Registry::Harness qw(start_nginx read_file free_ports nginx_conf nginx_binary);
+use Registry::Harness qw(start_nginx read_file free_ports nginx_check);
 use Registry::Images qw(image watch_open watch_next);
 
 plan skip_all => 'redis-server, redis-sentinel, redis-cli and curl are needed'
@@ -326,15 +326,9 @@ my %bad = (
 for my $line (sort keys %bad) {
     my %c = conf(0);
     $c{http_config} =~ s/^\s*registry_redis sentinel=.*\n//m unless $line =~ /_wait/;
-    my $dir = "$root/conf-check";
-    make_path("$dir/conf", "$dir/logs");
-    open my $fh, '>', "$dir/conf/nginx.conf" or die $!;
-    print $fh nginx_conf(port => $nport, servroot => $dir, root_location => 0,
-        %c, http_config => "$c{http_config}    $line\n");
-    close $fh;
-    my $bin = nginx_binary();
-    my $out = `'$bin' -t -p '$dir/' -c '$dir/conf/nginx.conf' 2>&1`;
-    isnt $?, 0, "nginx -t refuses: $line";
+    my ($rc, $out) = nginx_check(port => $nport, servroot => "$root/conf-check",
+        root_location => 0, %c, http_config => "$c{http_config}    $line\n");
+    isnt $rc, 0, "nginx -t refuses: $line";
     like $out, $bad{$line}, '... saying why';
 }
 

@@ -3,6 +3,7 @@
 # (after lib/common.sh, lib/admin.sh and lib/prune.sh), which dispatches
 #
 #   gc [--dry-run] [--grace=DURATION] [--untagged] [--uploads-older-than=DURATION]
+#      [--duty=PERCENT]
 #       one collection, now: asks the registry's collector location
 #       (REGISTRY_GC_URL, default <registry URL>/_registry/gc, loopback
 #       only) and prints what it removed: manifests (--untagged), blobs
@@ -10,6 +11,8 @@
 #       multipart uploads. DURATION reads like oc's: 0s, 90m, 24h, 1h30m
 #       (prune_seconds).
 #       --dry-run removes nothing and lists what would go.
+#       --duty=100% collects at full speed (default: registry_gc's duty,
+#       25%: the collector rests 3x as long as it works).
 #   quota set PROJECT [--storage=SIZE] [--imagestreams=N] [--image-size=SIZE]
 #       SIZE as Kubernetes quantities (500Mi, 10Gi, 1G, 1.5Gi); "none"
 #       removes that limit. Recounts the project's storage.
@@ -51,7 +54,7 @@ quota_human() {
 }
 
 cmd_gc() {
-    local query='' arg url out code body more=1 sums=''
+    local query='' arg url out code body more=1 sums='' duty
     for arg in "$@"; do
         case $arg in
             --dry-run) query+='&dry_run=1' ;;
@@ -59,7 +62,13 @@ cmd_gc() {
             --grace=*) query+="&grace=$(prune_seconds "${arg#--grace=}")" || exit 1 ;;
             --uploads-older-than=*)
                 query+="&uploads_older_than=$(prune_seconds "${arg#--uploads-older-than=}")" || exit 1 ;;
-            *) die "usage: gc [--dry-run] [--grace=DURATION] [--untagged] [--uploads-older-than=DURATION]" ;;
+            --duty=*)
+                duty=${arg#--duty=}
+                duty=${duty%\%}
+                [[ $duty =~ ^[0-9]+$ ]] && [ "$duty" -ge 1 ] && [ "$duty" -le 100 ] \
+                    || die "invalid duty '${arg#--duty=}' (a percentage, 1% to 100%)"
+                query+="&duty=$duty" ;;
+            *) die "usage: gc [--dry-run] [--grace=DURATION] [--untagged] [--uploads-older-than=DURATION] [--duty=PERCENT]" ;;
         esac
     done
     command -v curl >/dev/null || die "curl is missing (scripts/registry up installs it)"
@@ -105,21 +114,25 @@ gc_print() {
             else { print "${w}$k $i->{name}\n" }
         }
         print "#$_ ", ($j->{$_} || 0), "\n"
-            for qw(manifests blobs bytes images uploads orphans multipart);
+            for qw(manifests blobs bytes images uploads orphans multipart
+                   worked_ms rested_ms);
+        print "#duty ", ($j->{duty} || 0), "\n";
         print "#dry ", ($j->{dry_run} ? 1 : 0), "\n";
         print "#partial ", ($j->{partial} ? 1 : 0), "\n";
         print "#more ", ($j->{more} ? 1 : 0), "\n";'
 }
 
 gc_total() {
-    local k v dry=0 partial=0
-    declare -A n=([manifests]=0 [blobs]=0 [bytes]=0 [images]=0 [uploads]=0 [orphans]=0 [multipart]=0)
+    local k v dry=0 partial=0 duty=0
+    declare -A n=([manifests]=0 [blobs]=0 [bytes]=0 [images]=0 [uploads]=0 [orphans]=0 [multipart]=0
+                  [worked_ms]=0 [rested_ms]=0)
     while read -r k v; do
         [ -n "$k" ] || continue
         k=${k#\#}
         case $k in
             dry) dry=$v ;;
             partial) partial=$v ;;
+            duty) duty=$v ;;
             more) ;;
             *) n[$k]=$(( ${n[$k]} + v )) ;;
         esac
@@ -129,6 +142,9 @@ gc_total() {
     printf '%d manifests, %d blobs (%s, %d bytes), %d images, %d upload sessions, %d orphaned objects, %d multipart uploads\n' \
         "${n[manifests]}" "${n[blobs]}" "$(quota_human "${n[bytes]}")" "${n[bytes]}" \
         "${n[images]}" "${n[uploads]}" "${n[orphans]}" "${n[multipart]}"
+    [ "$dry" = 1 ] || printf 'Worked %.1f s, rested %.1f s (duty %d%%)\n' \
+        "$(awk -v m="${n[worked_ms]}" 'BEGIN { print m / 1000 }')" \
+        "$(awk -v m="${n[rested_ms]}" 'BEGIN { print m / 1000 }')" "$duty"
     if [ "$partial" = 1 ]; then
         echo "(a dry run counts what one collection request would take: there is more)"
     fi

@@ -47,7 +47,7 @@ use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(nginx_binary nginx_conf start_nginx http_request
+our @EXPORT_OK = qw(nginx_binary nginx_conf nginx_check start_nginx http_request
     expand_env parse_response read_file write_file free_ports start_redis
     redis_cli
     exclusive_services shared_services);
@@ -155,6 +155,17 @@ $root_location    }
 }
 EOF
     return $conf;
+}
+
+# nginx -t of a configuration made by nginx_conf(%o) in $o{servroot}:
+# (exit status, what it printed)
+sub nginx_check {
+    my %o = @_;
+    make_path("$o{servroot}/conf", "$o{servroot}/logs");
+    write_file("$o{servroot}/conf/nginx.conf", nginx_conf(%o));
+    my $bin = nginx_binary();
+    my $out = `'$bin' -t -p '$o{servroot}/' -c '$o{servroot}/conf/nginx.conf' 2>&1`;
+    return ($? >> 8, $out);
 }
 
 sub _port_open {
