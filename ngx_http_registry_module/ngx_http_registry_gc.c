@@ -16,6 +16,8 @@
  * and stores its own bytes again, or fails cleanly: no manifest ever
  * names deleted bytes (gc_store.c does the S3 part).  The phases:
  *
+ *   index       once: what a registry older than the collector did not
+ *               keep (gc_index.lua), before any blob is taken
  *   manifests   gc --untagged: manifests nothing keeps (gc_manifests.lua)
  *   blobs       unlinked and unreferenced for the grace (gc:blobs)
  *   images      Images no repository holds any more (gc:images)
@@ -60,6 +62,8 @@ static ngx_int_t ngx_http_registry_gc_args(ngx_http_request_t *r,
     ngx_http_registry_gc_t *gc);
 static ngx_int_t ngx_http_registry_gc_leased(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_gc_indexed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_gc_pace(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static void ngx_http_registry_gc_rested(ngx_event_t *ev);
@@ -74,7 +78,7 @@ static ngx_int_t ngx_http_registry_gc_name(ngx_http_registry_gc_t *gc,
 static ngx_str_t  ngx_http_registry_gc_json = ngx_string("application/json");
 
 static const char  *ngx_http_registry_gc_kinds[] = {
-    "", "manifest", "blob", "image", "upload", "orphan", "multipart"
+    "", "", "manifest", "blob", "image", "upload", "orphan", "multipart"
 };
 
 
@@ -139,7 +143,7 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
     if (gc->dry) {
         /* changes nothing: needs no lease */
         ngx_str_set(&gc->token, "");
-        gc->phase = NGX_HTTP_REGISTRY_GC_MANIFESTS;
+        gc->phase = NGX_HTTP_REGISTRY_GC_INDEX;
 
     } else {
         /* "<host> <pid> <random>": who holds it, in a 429 */
@@ -295,6 +299,20 @@ ngx_http_registry_gc_run(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
         return ngx_http_registry_run(r, ngx_http_registry_gc_leased,
                                      "gc_lease", 0, args, 2);
 
+    case NGX_HTTP_REGISTRY_GC_INDEX:
+        if (ngx_http_registry_keyf(r->pool, &args[1], "%d",
+                                   NGX_HTTP_REGISTRY_GC_REPOS)
+            != NGX_OK
+            || ngx_http_registry_keyf(r->pool, &args[2], "%d",
+                                      NGX_HTTP_REGISTRY_GC_BATCH)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_registry_run(r, ngx_http_registry_gc_indexed,
+                                     "gc_index", 0, args, 3);
+
     case NGX_HTTP_REGISTRY_GC_MANIFESTS:
         if (!gc->untagged) {
             gc->phase++;
@@ -416,6 +434,39 @@ ngx_http_registry_gc_leased(ngx_http_request_t *r,
     gc->phase++;
 
     return ngx_http_registry_gc_run(r, ctx);
+}
+
+
+/* a part of the index made, or all of it (then the next phase) */
+
+static ngx_int_t
+ngx_http_registry_gc_indexed(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    redisReply              *rp;
+    ngx_http_registry_gc_t  *gc;
+
+    gc = ctx->data;
+    rp = ctx->reply;
+
+    if (rp == NULL || rp->type != REDIS_REPLY_INTEGER) {
+        if (rp && rp->type == REDIS_REPLY_STRING) {
+            /* "lost": as in a batch */
+            return ngx_http_registry_gc_batch(r, ctx);
+        }
+
+        return ngx_http_registry_redis_failed(r, ctx);
+    }
+
+    if (rp->integer == 1) {
+        gc->phase++;
+
+    } else {
+        /* the budget of a request counts it as a batch */
+        gc->work += NGX_HTTP_REGISTRY_GC_BATCH;
+    }
+
+    return ngx_http_registry_gc_pace(r, ctx);
 }
 
 

@@ -6,6 +6,8 @@
 #     event;
 #   - pacing: a collection with ?duty=10 rests longer than it works (and
 #     for real), one with ?duty=100 does not rest;
+#   - data of a registry older than the collector (no refs:D, unused
+#     blobs not queued) is indexed once before any blob is taken;
 #   - a blob a manifest names is kept; gc --untagged takes a manifest
 #     without tag (not a young one, not one an index lists, not a
 #     referrer of a kept one, not one in its image stream's history) and
@@ -218,6 +220,38 @@ sub gc_metric {
             root_location => 0, http_config => $http, config => $Config . gc_location($p));
         ok $rc != 0 && $out =~ /invalid parameter "\Q$p\E"/, "nginx -t refuses registry_gc $p";
     }
+}
+
+# --- 1c. data of a registry older than the collector ---------------------
+
+# Before the collector, manifests kept no refs:D and unlinked blobs went
+# to no gc:blobs: such data is made here by removing those keys.  The
+# first collection indexes it (gc:index) before it takes any blob.
+{
+    my $img = image(layers => 1);
+    is push_image($A, 'gct/old', 'v1', $img)->{status}, 201, 'gct/old:v1 pushed';
+    my $L = d($img->{layers}[0]);
+    my $lkey = rcli('HGET', "blob:$L", 'key');
+    for my $b ($img->{config}, @{ $img->{layers} }) {
+        rcli('SREM', 'refs:' . d($b), "gct/old\@$img->{digest}");
+    }
+    rcli('HDEL', "image:$img->{digest}", 'refs');
+    my $junk = random_bytes(1500);
+    my $J = d($junk);
+    is push_blob($A, 'gct/old', $junk)->{status}, 201, 'a blob pushed to gct/old';
+    is $A->request('DELETE', "/v2/gct/old/blobs/$J")->{status}, 202, '... and deleted';
+    rcli('ZREM', 'gc:blobs', $J);
+    rcli('DEL', 'gc:index');
+    is $A->request('DELETE', "/v2/gct/old/blobs/$L")->{status}, 202,
+        'the link of a layer the (old) manifest names, deleted';
+    my $g = gc($A, grace => 0, dry_run => 1);
+    is rcli('EXISTS', 'gc:index'), 0, 'a dry run does not index';
+    $g = gc($A, grace => 0);
+    ok rcli('HGET', 'gc:index', 'done'), 'the first collection indexed the old data' or diag explain $g;
+    is rcli('SISMEMBER', "refs:$L", "gct/old\@$img->{digest}"), 1, '... refs:D of the layer again';
+    is rcli('EXISTS', "blob:$L") . head_key($lkey), '1200', '... so the layer the manifest names stays';
+    ok((grep { $_ eq $J } @{ named($g, 'blob') }), '... and the blob unused before the collector went');
+    is $A->request('GET', "/v2/gct/old/manifests/v1")->{status}, 200, 'gct/old:v1 reads back';
 }
 
 # --- 2. manifests keep their blobs; gc --untagged ------------------------

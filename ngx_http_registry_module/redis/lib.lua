@@ -373,6 +373,7 @@ function key.gc_blobs() return 'gc:blobs' end
 function key.gc_images() return 'gc:images' end
 function key.gc_lease() return 'gc:lease' end
 function key.gc_mpus() return 'gc:mpus' end
+function key.gc_index() return 'gc:index' end
 function key.uploads() return 'uploads' end
 function key.uploads_mpu() return 'uploads:mpu' end
 function key.uploads_tail() return 'uploads:tail' end
