@@ -251,6 +251,7 @@ typedef struct {
     ngx_str_t                       subject;       /* digest or empty */
     ngx_http_registry_descriptor_t  config;        /* image manifests */
     ngx_array_t                     refs;      /* layers, or manifests[] */
+    off_t                           size;      /* as its Image counts it */
     ngx_str_t                       object;    /* Image JSON, or empty */
     void                           *image;     /* images.c's state */
 } ngx_http_registry_manifest_t;

@@ -381,18 +381,15 @@ ngx_http_registry_image_build(ngx_http_request_t *r,
 
 /*
  * dockerImageMetadata: OpenShift's DockerImage, from the config blob
- * when it was read.  Size is the manifest's own count: the config and
- * each distinct layer once.
+ * when it was read.  Size is the manifest's (manifest_put.c counts it).
  */
 
 static json_t *
 ngx_http_registry_image_metadata(ngx_http_registry_manifest_t *m,
     json_t *config)
 {
-    off_t                            size;
-    size_t                           i, j;
-    json_t                          *meta, *v;
-    ngx_http_registry_descriptor_t  *d;
+    size_t               i;
+    json_t              *meta, *v;
 
     static const char  *fields[][2] = {
         { "created", "Created" },
@@ -411,33 +408,7 @@ ngx_http_registry_image_metadata(ngx_http_registry_manifest_t *m,
         return NULL;
     }
 
-    d = m->refs.elts;
-    size = 0;
-
-    if (m->type->index) {
-        for (i = 0; i < m->refs.nelts; i++) {
-            size += d[i].size;
-        }
-
-    } else {
-        size = m->config.size;
-
-        for (i = 0; i < m->refs.nelts; i++) {
-            for (j = 0; j < i; j++) {
-                if (d[j].digest.len == d[i].digest.len
-                    && ngx_strncmp(d[j].digest.data, d[i].digest.data,
-                                   d[i].digest.len)
-                       == 0)
-                {
-                    break;
-                }
-            }
-
-            if (j == i) {
-                size += d[i].size;
-            }
-        }
-
+    if (!m->type->index) {
         if (json_object_set_new(meta, "Id",
                                 json_stringn((char *) m->config.digest.data,
                                              m->config.digest.len))
@@ -447,7 +418,7 @@ ngx_http_registry_image_metadata(ngx_http_registry_manifest_t *m,
         }
     }
 
-    if (json_object_set_new(meta, "Size", json_integer(size)) != 0) {
+    if (json_object_set_new(meta, "Size", json_integer(m->size)) != 0) {
         goto failed;
     }
 

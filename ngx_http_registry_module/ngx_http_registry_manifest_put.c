@@ -167,11 +167,11 @@ ngx_http_registry_manifest_parse(ngx_http_request_t *r,
     ngx_http_registry_manifest_t *m, const char **error)
 {
     char                            *text;
-    size_t                           i, n;
+    size_t                           i, j, n;
     json_t                          *json, *v, *list;
     json_error_t                     err;
     ngx_pool_cleanup_t              *cln;
-    ngx_http_registry_descriptor_t  *d, subject;
+    ngx_http_registry_descriptor_t  *d, *refs, subject;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -247,6 +247,14 @@ ngx_http_registry_manifest_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /*
+     * The size as the Image counts it: an index, its manifests; an image,
+     * its config and each distinct layer once
+     */
+
+    m->size = m->type->index ? 0 : m->config.size;
+    refs = m->refs.elts;    /* room for n: it never moves */
+
     for (i = 0; i < n; i++) {
         d = ngx_array_push(&m->refs);
         if (d == NULL) {
@@ -256,6 +264,20 @@ ngx_http_registry_manifest_parse(ngx_http_request_t *r,
         *error = ngx_http_registry_descriptor(json_array_get(list, i), d);
         if (*error) {
             return NGX_DECLINED;
+        }
+
+        for (j = 0; !m->type->index && j < i; j++) {
+            if (refs[j].digest.len == d->digest.len
+                && ngx_strncmp(refs[j].digest.data, d->digest.data,
+                               d->digest.len)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (m->type->index || j == i) {
+            m->size += d->size;
         }
     }
 

@@ -69,42 +69,20 @@ ngx_int_t
 ngx_http_registry_quota_manifest(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
 {
-    off_t                            size;
-    ngx_str_t                        args[3];
-    ngx_uint_t                       i, j;
-    ngx_http_registry_manifest_t    *m;
-    ngx_http_registry_descriptor_t  *d;
+    ngx_str_t                      args[3];
+    ngx_http_registry_manifest_t  *m;
 
     m = ctx->data;
-    d = m->refs.elts;
-    size = 0;
-
-    if (!m->type->index) {
-        /* as the Image counts it: the config and each distinct layer */
-
-        size = m->config.size;
-
-        for (i = 0; i < m->refs.nelts; i++) {
-            for (j = 0; j < i; j++) {
-                if (d[j].digest.len == d[i].digest.len
-                    && ngx_strncmp(d[j].digest.data, d[i].digest.data,
-                                   d[i].digest.len)
-                       == 0)
-                {
-                    break;
-                }
-            }
-
-            if (j == i) {
-                size += d[i].size;
-            }
-        }
-    }
 
     args[0] = ctx->repo;
     args[1] = m->tag;
 
-    if (ngx_http_registry_keyf(r->pool, &args[2], "%O", size) != NGX_OK) {
+    /* an index adds no bytes of its own */
+
+    if (ngx_http_registry_keyf(r->pool, &args[2], "%O",
+                               m->type->index ? 0 : m->size)
+        != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
