@@ -998,6 +998,8 @@ ngx_int_t ngx_http_registry_quota_upload(ngx_http_request_t *r,
     ngx_http_registry_step_pt next);
 ngx_int_t ngx_http_registry_quota_manifest(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
+ngx_int_t ngx_http_registry_quota_denied(ngx_http_request_t *r,
+    redisReply *rp);
 
 /*
  * Garbage collection in three files: gc.c (a collection: a request to the

@@ -485,11 +485,10 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
     ngx_http_registry_descriptor_t  *d;
     ngx_http_registry_main_conf_t   *mcf;
 
-
     m = ctx->data;
     mcf = ngx_http_get_module_main_conf(r, ngx_http_registry_module);
 
-    n = 19 + 2 * (m->refs.nelts + (m->type->index ? 0 : 1));
+    n = 20 + 2 * (m->refs.nelts + (m->type->index ? 0 : 1));
 
     args = ngx_palloc(r->pool, n * sizeof(ngx_str_t));
     if (args == NULL) {
@@ -537,12 +536,15 @@ ngx_http_registry_manifest_store(ngx_http_request_t *r,
            != NGX_OK
         || ngx_http_registry_keyf(r->pool, &args[18], "%ui",
                                   ngx_max(mcf->events_maxlen, 1))
+           != NGX_OK
+        || ngx_http_registry_keyf(r->pool, &args[19], "%O",
+                                  m->type->index ? 0 : m->size)
            != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    i = 19;
+    i = 20;
 
     if (!m->type->index) {
         args[i++] = m->config.digest;
@@ -592,6 +594,11 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
 
     if (rp->type == REDIS_REPLY_ARRAY) {
         return ngx_http_registry_manifest_size_wrong(r, rp);
+    }
+
+    if (rp->type == REDIS_REPLY_STATUS) {
+        /* a quota, exceeded by a concurrent push since quota_manifest */
+        return ngx_http_registry_quota_denied(r, rp);
     }
 
     if (rp->type != REDIS_REPLY_INTEGER || rp->integer != 1) {

@@ -8,8 +8,9 @@
  * checks here come earlier, before bytes are stored: a POST (its
  * Content-Length, for a monolithic push), a PATCH or PUT (the session's
  * bytes and its Content-Length), and a manifest PUT before its Image is
- * made (the image's size, and a new image stream).  A refusal is
- * 403 DENIED with a message naming the quota.
+ * made (the image's size, and a new image stream; manifest_put.lua checks
+ * again as it stores).  A refusal is 403 DENIED with a message naming
+ * the quota.
  */
 
 
@@ -97,9 +98,6 @@ static ngx_int_t
 ngx_http_registry_quota_checked(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx)
 {
-    ngx_int_t   rc;
-    ngx_str_t   msg;
-
     if (ctx->reply == NULL || ctx->reply->type != REDIS_REPLY_STRING) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
@@ -108,8 +106,19 @@ ngx_http_registry_quota_checked(ngx_http_request_t *r,
         return ctx->after(r, ctx);
     }
 
-    if (ngx_http_registry_keyf(r->pool, &msg, "%*s%Z", ctx->reply->len,
-                               ctx->reply->str)
+    return ngx_http_registry_quota_denied(r, ctx->reply);
+}
+
+
+/* 403 DENIED, with the message a function gave */
+
+ngx_int_t
+ngx_http_registry_quota_denied(ngx_http_request_t *r, redisReply *rp)
+{
+    ngx_int_t   rc;
+    ngx_str_t   msg;
+
+    if (ngx_http_registry_keyf(r->pool, &msg, "%*s%Z", rp->len, rp->str)
         != NGX_OK)
     {
         return NGX_ERROR;

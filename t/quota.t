@@ -10,7 +10,8 @@
 #   - a mount into a full project starts a session instead;
 #   - openshift.io/imagestreams: a push by tag that would make one more
 #     stream is refused, a push by digest or to an existing stream is
-#     not; image-size: an image larger than the limit is refused;
+#     not; two new streams pushed at once with room for one: one is
+#     refused; image-size: an image larger than the limit is refused;
 #   - "none" removes a limit.
 #
 # It runs its own redis-server and uses a bucket of its own (it counts
@@ -173,6 +174,35 @@ unlike $out, qr/image-size\s+-\s+\d/, 'quota set --image-size=none --storage=non
 is push_image($ngx, 'qt/s1', 'fat', $fat)->{status}, 201, '... then the same image: 201';
 ($rc, $out) = quota('get', 'qt');
 like $out, qr{openshift\.io/imagestreams\s+1\s+1}, 'quota get: 1 of 1 image stream';
+
+# two pushes of new image streams that fit one at a time but not
+# together: both pass quota_manifest, the step that stores checks again
+{
+    ($rc, $out) = quota('set', 'qt', '--imagestreams=2');
+    my %img = map { $_ => image(layers => [random_bytes(2 * $KiB)]) } qw(c1 c2);
+    for my $n (sort keys %img) {
+        push_blob($ngx, "qt/$n", $_) for $img{$n}{config}, @{ $img{$n}{layers} };
+    }
+    my @s = map {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+            or die "connect: $@\n";
+        $s;
+    } 0, 1;
+    my @n = sort keys %img;
+    # both sent before the worker reads either
+    for my $i (0, 1) {
+        my $m = $img{ $n[$i] };
+        print { $s[$i] } "PUT /v2/qt/$n[$i]/manifests/v1 HTTP/1.1\r\nHost: localhost\r\n"
+            . "Content-Type: $m->{type}\r\nContent-Length: " . length($m->{manifest})
+            . "\r\nConnection: close\r\n\r\n$m->{manifest}";
+    }
+    my @answers = map { my $a = do { local $/; readline $s[$_] } // ''; close $s[$_]; $a } 0, 1;
+    my @status = sort map { m{^HTTP/1\.1 (\d+)} ? $1 : 0 } @answers;
+    is "@status", '201 403', 'two new image streams at once, room for one: one is refused';
+    like join('', @answers), qr/exceeded quota: openshift\.io\/imagestreams/, '... naming the quota';
+    ($rc, $out) = quota('get', 'qt');
+    like $out, qr{openshift\.io/imagestreams\s+2\s+2}, '... 2 of 2 image streams';
+}
 
 my @bad = grep { /\[(?:alert|crit|emerg)\]/ } split /\n/, $ngx->error_log;
 is scalar(@bad), 0, 'no alert in the log' or diag join "\n", @bad;

@@ -26,6 +26,7 @@ function key.image_repos(d) return 'image:' .. d .. ':repos' end
 function key.repo_blobs(r) return 'repo:' .. r .. ':blobs' end
 function key.repo_manifests(r) return 'repo:' .. r .. ':manifests' end
 function key.repo_tags(r) return 'repo:' .. r .. ':tags' end
+function key.repo_tagnames(r) return 'repo:' .. r .. ':tagnames' end
 function key.repo_referrers(r, d)
     return 'repo:' .. r .. ':referrers:' .. d
 end
@@ -561,6 +562,26 @@ local function quota_storage(r, d, size)
     if used + size > tonumber(hard) or (size == 0 and used >= tonumber(hard)) then
         return 'exceeded quota: storage of project "' .. p .. '": requested ' .. size
                .. ' bytes, used ' .. used .. ', limited ' .. hard
+    end
+    return nil
+end
+--  the message of the limit a manifest of r would exceed (its image's
+--  size; a push by tag to a repository without an image stream makes
+--  one), or nil
+local function quota_image(r, tag, size)
+    local p, n = string.match(r, '^([^/]+)/(.+)$')
+    local q = redis.call('HMGET', key.quota(p), 'imagestreams', 'image-size')
+    if q[2] and tonumber(size) > tonumber(q[2]) then
+        return 'exceeded limit: image-size of project "' .. p .. '": the image is '
+               .. size .. ' bytes, limited ' .. q[2]
+    end
+    local streams = key.project_imagestreams(p)
+    if q[1] and tag ~= '' and not redis.call('ZSCORE', streams, n) then
+        local used = redis.call('ZCARD', streams)
+        if used + 1 > tonumber(q[1]) then
+            return 'exceeded quota: openshift.io/imagestreams of project "' .. p
+                   .. '": requested 1, used ' .. used .. ', limited ' .. q[1]
+        end
     end
     return nil
 end
