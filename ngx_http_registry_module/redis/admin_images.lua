@@ -3,8 +3,8 @@
 -- its dockerImageReference".
 -- KEYS: none (images, image:D).  ARGV: none.
 local out = {'ok'}
-for _, d in ipairs(redis.call('ZRANGE', 'images', 0, -1)) do
-    local o = redis.call('HGET', 'image:' .. d, 'object')
+for _, d in ipairs(redis.call('ZRANGE', key.images(), 0, -1)) do
+    local o = redis.call('HGET', key.image(d), 'object')
     if o then
         out[#out + 1] = d .. '\t' .. cjson.decode(o).dockerImageReference
     end

@@ -6,15 +6,15 @@
 -- KEYS: none (the stream's parts).  ARGV: P, N.
 local p, n = ARGV[1], ARGV[2]
 local r = p .. '/' .. n
-local key = is_key(r)
-local t = redis.call('TYPE', key).ok
+local sk = key.imagestream(r)
+local t = redis.call('TYPE', sk).ok
 local meta
 if t == 'string' then
-    local o = cjson.decode(redis.call('GET', key))
+    local o = cjson.decode(redis.call('GET', sk))
     meta = {created = o.metadata.creationTimestamp,
             ref = o.status.dockerImageRepository}
 elseif t == 'hash' then
-    meta = is_meta(key)
+    meta = is_meta(sk)
 else
     return {'unknown'}
 end

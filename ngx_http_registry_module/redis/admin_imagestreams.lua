@@ -11,10 +11,13 @@ if project ~= '' then
 else
     local cursor = '0'
     repeat
-        local r = redis.call('SCAN', cursor, 'MATCH', 'project:*:imagestreams', 'COUNT', 1000)
+        local r = redis.call('SCAN', cursor, 'MATCH', key.project_imagestreams('*'),
+                             'COUNT', 1000)
         cursor = r[1]
+        -- P of each key: the pattern around '*'
+        local head, tail = string.match(key.project_imagestreams('*'), '^(.*)%*(.*)$')
         for _, k in ipairs(r[2]) do
-            seen[string.sub(k, 9, -14)] = true
+            seen[string.sub(k, #head + 1, -#tail - 1)] = true
         end
     until cursor == '0'
     for p in pairs(seen) do projects[#projects + 1] = p end
@@ -22,14 +25,14 @@ else
 end
 local out = {'ok'}
 for _, p in ipairs(projects) do
-    for _, n in ipairs(redis.call('ZRANGE', 'project:' .. p .. ':imagestreams', 0, -1)) do
+    for _, n in ipairs(redis.call('ZRANGE', key.project_imagestreams(p), 0, -1)) do
         local r = p .. '/' .. n
-        local key = is_key(r)
+        local sk = key.imagestream(r)
         local ref
-        if redis.call('TYPE', key).ok == 'string' then
-            ref = cjson.decode(redis.call('GET', key)).status.dockerImageRepository
+        if redis.call('TYPE', sk).ok == 'string' then
+            ref = cjson.decode(redis.call('GET', sk)).status.dockerImageRepository
         else
-            ref = redis.call('HGET', key, 'ref')
+            ref = redis.call('HGET', sk, 'ref')
         end
         if ref then
             local tags, updated = {}, ''

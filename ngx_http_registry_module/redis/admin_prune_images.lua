@@ -30,32 +30,32 @@ end
 -- whether a history entry names d, or a kept index lists it, or it
 -- refers to a kept image (depth: nested indexes are few)
 local function kept(d, depth)
-    for _, r in ipairs(redis.call('SMEMBERS', 'image:' .. d .. ':repos')) do
-        local key = is_key(r)
-        local c = tonumber(redis.call('HGET', key .. ':images', d) or '0')
+    for _, r in ipairs(redis.call('SMEMBERS', key.image_repos(d))) do
+        local sk = key.imagestream(r)
+        local c = tonumber(redis.call('HGET', key.imagestream_images(r), d) or '0')
         if c - (discount[r .. ' ' .. d] or 0) > 0 then return true end
-        if redis.call('TYPE', key).ok == 'string'
-            and string.find(redis.call('GET', key), d, 1, true) then
+        if redis.call('TYPE', sk).ok == 'string'
+            and string.find(redis.call('GET', sk), d, 1, true) then
             return true
         end
     end
     if depth == 0 then return false end
-    for _, x in ipairs(redis.call('SMEMBERS', 'image:' .. d .. ':parents')) do
-        if redis.call('HEXISTS', 'image:' .. x, 'object') == 1
+    for _, x in ipairs(redis.call('SMEMBERS', key.image_parents(d))) do
+        if redis.call('HEXISTS', key.image(x), 'object') == 1
             and kept(x, depth - 1) then
             return true
         end
     end
-    local s = redis.call('HGET', 'image:' .. d, 'subject')
+    local s = redis.call('HGET', key.image(d), 'subject')
     return s ~= false and kept(s, depth - 1)
 end
 
 local out, seq = {'ok'}, 0
 for i = 10, 9 + nd do
     local d = ARGV[i]
-    local obj = redis.call('HGET', 'image:' .. d, 'object')
+    local obj = redis.call('HGET', key.image(d), 'object')
     local created = obj and string.match(obj, '"creationTimestamp":"([^"]*)"')
-    local repos = redis.call('SMEMBERS', 'image:' .. d .. ':repos')
+    local repos = redis.call('SMEMBERS', key.image_repos(d))
     local mine = obj ~= false and created ~= nil and created <= cutoff
     if project ~= '' then
         mine = mine and #repos > 0
@@ -69,11 +69,11 @@ for i = 10, 9 + nd do
         table.sort(repos)
         out[#out + 1] = d .. '\t' .. table.concat(repos, ',')
         if confirm then
-            redis.call('HDEL', 'image:' .. d, 'object')
-            redis.call('ZREM', 'images', d)
+            redis.call('HDEL', key.image(d), 'object')
+            redis.call('ZREM', key.images(), d)
             if string.find(obj, '"dockerImageManifests":', 1, true) then
                 for _, c in ipairs(cjson.decode(obj).dockerImageManifests or {}) do
-                    redis.call('SREM', 'image:' .. c.digest .. ':parents', d)
+                    redis.call('SREM', key.image_parents(c.digest), d)
                 end
             end
             for _, r in ipairs(maxlen > 0 and repos or {}) do
@@ -86,7 +86,7 @@ for i = 10, 9 + nd do
                     .. '"useragent":"scripts/registry prune images"},"actor":{},'
                     .. '"source":{"addr":' .. is_encode(addr)
                     .. ',"instanceID":' .. is_encode(instance) .. '}}]}'
-                redis.call('XADD', 'events', 'MAXLEN', maxlen, '*', 'action', 'delete',
+                redis.call('XADD', key.events(), 'MAXLEN', maxlen, '*', 'action', 'delete',
                            'repository', r, 'digest', d, 'envelope', env)
             end
         end

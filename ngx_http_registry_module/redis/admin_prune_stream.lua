@@ -16,24 +16,24 @@
 local p, n, keep, cutoff = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local confirm, maxlen, after, count = ARGV[5] == '1', ARGV[6], ARGV[7], tonumber(ARGV[8])
 local r = p .. '/' .. n
-local key = is_key(r)
-local t = redis.call('TYPE', key).ok
+local sk = key.imagestream(r)
+local t = redis.call('TYPE', sk).ok
 if t == 'string' and confirm then
-    is_split(key)
+    is_split(r)
     t = 'hash'
 end
 local out, tags = {'done'}, {}
 if t == 'string' then
-    for _, x in ipairs(cjson.decode(redis.call('GET', key)).status.tags or {}) do
+    for _, x in ipairs(cjson.decode(redis.call('GET', sk)).status.tags or {}) do
         tags[#tags + 1] = {x.tag, x.items}
     end
 elseif t == 'hash' then
-    local names = redis.call('ZRANGE', 'repo:' .. r .. ':tagnames',
+    local names = redis.call('ZRANGE', key.repo_tagnames(r),
                              after == '' and '-' or '(' .. after, '+',
                              'BYLEX', 'LIMIT', 0, count)
     if #names == count then out[1] = 'more\t' .. names[#names] end
     if #names > 0 then
-        local texts = redis.call('HMGET', key .. ':tags', unpack(names))
+        local texts = redis.call('HMGET', key.imagestream_tags(r), unpack(names))
         for i = 1, #names do
             if texts[i] then
                 tags[#tags + 1] = {names[i], cjson.decode(texts[i]).items}
@@ -53,7 +53,7 @@ for _, x in ipairs(tags) do
         end
     end
     if confirm and #gone > 0 then
-        for _, e in ipairs(gone) do is_unref(key, e.image) end
+        for _, e in ipairs(gone) do is_unref(r, e.image) end
         is_set_tag(p, r, x[1], kept, maxlen)
     end
 end

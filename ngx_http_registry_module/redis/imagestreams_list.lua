@@ -4,8 +4,8 @@
 -- starts with it too (watch.c).
 -- KEYS: none (project:P:imagestreams, each stream's parts).  ARGV: P.
 local p = ARGV[1]
-local out = {redis.call('GET', 'imagestreams:rv') or '0'}
-for _, n in ipairs(redis.call('ZRANGE', 'project:' .. p .. ':imagestreams', 0, -1)) do
+local out = {redis.call('GET', key.imagestreams_rv()) or '0'}
+for _, n in ipairs(redis.call('ZRANGE', key.project_imagestreams(p), 0, -1)) do
     local s = is_whole(p .. '/' .. n)
     if s then out[#out + 1] = s end
 end

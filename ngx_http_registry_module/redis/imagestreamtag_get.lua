@@ -6,16 +6,16 @@
 -- KEYS: none (imagestream:R and its :tags, repo:R:tags, image:D).
 -- ARGV: R, T.
 local r, tag = ARGV[1], ARGV[2]
-local key = is_key(r)
-local t = redis.call('TYPE', key).ok
+local sk = key.imagestream(r)
+local t = redis.call('TYPE', sk).ok
 if t ~= 'string' and t ~= 'hash' then return false end
-local d = redis.call('HGET', 'repo:' .. r .. ':tags', tag)
+local d = redis.call('HGET', key.repo_tags(r), tag)
 if not d then return false end
 local s
 if t == 'string' then
-    s = redis.call('GET', key)
+    s = redis.call('GET', sk)
 else
-    local text = redis.call('HGET', key .. ':tags', tag)
-    s = is_render(r, is_meta(key), text and {text} or {})
+    local text = redis.call('HGET', key.imagestream_tags(r), tag)
+    s = is_render(r, is_meta(sk), text and {text} or {})
 end
-return {s, d, redis.call('HGET', 'image:' .. d, 'object') or ''}
+return {s, d, redis.call('HGET', key.image(d), 'object') or ''}

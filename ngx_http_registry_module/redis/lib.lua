@@ -14,9 +14,7 @@
 -- lowercase status first ("ok", "unknown", ...), then any rows.
 -- KEYS.md documents every key.
 
--- One helper per key pattern (KEYS.md).  Those no function calls yet are
--- for the image-stream functions, which still spell their keys (being
--- redesigned).
+-- One helper per key pattern (KEYS.md).
 local key = {}
 
 function key.blob(d) return 'blob:' .. d end
@@ -30,10 +28,15 @@ function key.repo_tagnames(r) return 'repo:' .. r .. ':tagnames' end
 function key.repo_referrers(r, d)
     return 'repo:' .. r .. ':referrers:' .. d
 end
-function key.imagestream(p, n) return 'imagestream:' .. p .. '/' .. n end
+function key.imagestream(r) return 'imagestream:' .. r end
+function key.imagestream_tags(r) return 'imagestream:' .. r .. ':tags' end
+function key.imagestream_images(r) return 'imagestream:' .. r .. ':images' end
 function key.project_imagestreams(p)
     return 'project:' .. p .. ':imagestreams'
 end
+function key.imagestreams_rv() return 'imagestreams:rv' end
+function key.imagestreams_log() return 'imagestreams:log' end
+function key.events() return 'events' end
 
 -- users, tokens, projects and role bindings (authorize, admin_*)
 function key.users() return 'auth:users' end
@@ -108,17 +111,13 @@ local function is_encode(obj)
     return (string.gsub(cjson.encode(obj), '\\/', '/'))
 end
 
-local function is_key(r)
-    return 'imagestream:' .. r
-end
-
 -- the tag removed, as status.tags carries it in a watch event
 local function is_gone(tag)
     return '{"tag":' .. is_encode(tag) .. ',"items":[]}'
 end
 
-local function is_meta(key)
-    local v = redis.call('HMGET', key, 'uid', 'created', 'generation', 'rv',
+local function is_meta(sk)
+    local v = redis.call('HMGET', sk, 'uid', 'created', 'generation', 'rv',
                          'ref')
     return {uid = v[1], created = v[2], generation = tonumber(v[3]),
             rv = v[4] or '0', ref = v[5]}
@@ -145,18 +144,18 @@ end
 -- the histories of stream R (JSON texts, the elements of status.tags),
 -- in tag order; {} when there is no stream
 local function is_tag_texts(r)
-    local key = is_key(r)
-    local t = redis.call('TYPE', key).ok
+    local sk = key.imagestream(r)
+    local t = redis.call('TYPE', sk).ok
     local out = {}
     if t == 'string' then
-        for _, x in ipairs(cjson.decode(redis.call('GET', key)).status.tags or {}) do
+        for _, x in ipairs(cjson.decode(redis.call('GET', sk)).status.tags or {}) do
             out[#out + 1] = is_encode(x)
         end
     elseif t == 'hash' then
-        local names = redis.call('ZRANGE', 'repo:' .. r .. ':tagnames', 0, -1)
+        local names = redis.call('ZRANGE', key.repo_tagnames(r), 0, -1)
         for i = 1, #names, 1000 do
             local j = math.min(i + 999, #names)
-            local got = redis.call('HMGET', key .. ':tags', unpack(names, i, j))
+            local got = redis.call('HMGET', key.imagestream_tags(r), unpack(names, i, j))
             for k = 1, j - i + 1 do
                 if got[k] then out[#out + 1] = got[k] end
             end
@@ -167,51 +166,52 @@ end
 
 -- the whole ImageStream R, or nil
 local function is_whole(r)
-    local key = is_key(r)
-    local t = redis.call('TYPE', key).ok
+    local sk = key.imagestream(r)
+    local t = redis.call('TYPE', sk).ok
     if t == 'string' then
-        return redis.call('GET', key)
+        return redis.call('GET', sk)
     elseif t ~= 'hash' then
         return nil
     end
-    return is_render(r, is_meta(key), is_tag_texts(r))
+    return is_render(r, is_meta(sk), is_tag_texts(r))
 end
 
 -- a stream written whole by an older version, split into its parts
-local function is_split(key)
-    if redis.call('TYPE', key).ok ~= 'string' then return end
-    local obj = cjson.decode(redis.call('GET', key))
+local function is_split(r)
+    local sk = key.imagestream(r)
+    if redis.call('TYPE', sk).ok ~= 'string' then return end
+    local obj = cjson.decode(redis.call('GET', sk))
     local m, st = obj.metadata or {}, obj.status or {}
-    redis.call('DEL', key)
-    redis.call('HSET', key, 'uid', m.uid or '', 'created', m.creationTimestamp or '',
+    redis.call('DEL', sk)
+    redis.call('HSET', sk, 'uid', m.uid or '', 'created', m.creationTimestamp or '',
                'generation', m.generation or 0, 'rv', m.resourceVersion or '0',
                'ref', st.dockerImageRepository or '')
     for _, t in ipairs(st.tags or {}) do
         if #t.items > 0 then
-            redis.call('HSET', key .. ':tags', t.tag, is_encode(t))
+            redis.call('HSET', key.imagestream_tags(r), t.tag, is_encode(t))
             for _, i in ipairs(t.items) do
-                redis.call('HINCRBY', key .. ':images', i.image, 1)
+                redis.call('HINCRBY', key.imagestream_images(r), i.image, 1)
             end
         end
     end
 end
 
 -- an entry naming d left R's histories
-local function is_unref(key, d)
-    if redis.call('HINCRBY', key .. ':images', d, -1) <= 0 then
-        redis.call('HDEL', key .. ':images', d)
+local function is_unref(r, d)
+    if redis.call('HINCRBY', key.imagestream_images(r), d, -1) <= 0 then
+        redis.call('HDEL', key.imagestream_images(r), d)
     end
 end
 
 --  the counter, never behind the log (whose IDs must grow)
 local function is_next_rv()
-    local rv = redis.call('INCR', 'imagestreams:rv')
-    local last = redis.call('XREVRANGE', 'imagestreams:log', '+', '-', 'COUNT', 1)[1]
+    local rv = redis.call('INCR', key.imagestreams_rv())
+    local last = redis.call('XREVRANGE', key.imagestreams_log(), '+', '-', 'COUNT', 1)[1]
     if last then
         local n = tonumber(string.match(last[1], '^%d+'))
         if n >= rv then
             rv = n + 1
-            redis.call('SET', 'imagestreams:rv', rv)
+            redis.call('SET', key.imagestreams_rv(), rv)
         end
     end
     return rv
@@ -223,65 +223,64 @@ end
 -- none): its size does not grow with the stream's tag count.  m: the
 -- metadata of a stream being deleted (read before).
 local function is_save(p, r, typ, tags, maxlen, m)
-    local key = is_key(r)
+    local sk = key.imagestream(r)
     local rv = is_next_rv()
     if m then
         m.rv = tostring(rv)
     else
-        redis.call('HSET', key, 'rv', rv)
-        m = is_meta(key)
+        redis.call('HSET', sk, 'rv', rv)
+        m = is_meta(sk)
     end
     local ev = '{"type":"' .. typ .. '","object":' .. is_render(r, m, tags) .. '}'
-    redis.call('XADD', 'imagestreams:log', 'MAXLEN', maxlen, rv .. '-0', 'p', p, 'e', ev)
+    redis.call('XADD', key.imagestreams_log(), 'MAXLEN', maxlen, rv .. '-0', 'p', p, 'e', ev)
     redis.call('PUBLISH', 'imagestreams', p .. ' ' .. rv .. ' ' .. ev)
 end
 
 -- the tag's history with the entries kept, and its event
 local function is_set_tag(p, r, tag, items, maxlen)
     local text = is_encode({tag = tag, items = items})
-    redis.call('HSET', is_key(r) .. ':tags', tag, text)
+    redis.call('HSET', key.imagestream_tags(r), tag, text)
     is_save(p, r, 'MODIFIED', {text}, maxlen)
 end
 
 --  a push by tag: a new head, unless the tag already names d
 local function is_push(p, n, tag, d, user, ref, now, uid, depth, maxlen)
     local r = p .. '/' .. n
-    local key = is_key(r)
-    is_split(key)
-    local t = redis.call('HGET', key .. ':tags', tag)
+    local sk = key.imagestream(r)
+    is_split(r)
+    local t = redis.call('HGET', key.imagestream_tags(r), tag)
     local items = t and cjson.decode(t).items or {}
     if items[1] and items[1].image == d then return end
     local typ = 'MODIFIED'
-    if redis.call('EXISTS', key) == 0 then
-        redis.call('HSET', key, 'uid', uid, 'created', now, 'generation', 0,
+    if redis.call('EXISTS', sk) == 0 then
+        redis.call('HSET', sk, 'uid', uid, 'created', now, 'generation', 0,
                    'ref', ref)
-        redis.call('ZADD', 'project:' .. p .. ':imagestreams', 0, n)
+        redis.call('ZADD', key.project_imagestreams(p), 0, n)
         typ = 'ADDED'
     end
     local item = {created = now, dockerImageReference = ref .. '@' .. d,
                   image = d,
-                  generation = redis.call('HINCRBY', key, 'generation', 1)}
+                  generation = redis.call('HINCRBY', sk, 'generation', 1)}
     if user ~= '' then item.pushedBy = user end
     table.insert(items, 1, item)
-    redis.call('HINCRBY', key .. ':images', d, 1)
+    redis.call('HINCRBY', key.imagestream_images(r), d, 1)
     while #items > depth do
-        is_unref(key, table.remove(items).image)
+        is_unref(r, table.remove(items).image)
     end
     local text = is_encode({tag = tag, items = items})
-    redis.call('HSET', key .. ':tags', tag, text)
+    redis.call('HSET', key.imagestream_tags(r), tag, text)
     is_save(p, r, typ, {text}, maxlen)
 end
 
 local function is_untag(p, n, tag, maxlen)
     local r = p .. '/' .. n
-    local key = is_key(r)
-    is_split(key)
-    local t = redis.call('HGET', key .. ':tags', tag)
+    is_split(r)
+    local t = redis.call('HGET', key.imagestream_tags(r), tag)
     if not t then return end
     for _, i in ipairs(cjson.decode(t).items) do
-        is_unref(key, i.image)
+        is_unref(r, i.image)
     end
-    redis.call('HDEL', key .. ':tags', tag)
+    redis.call('HDEL', key.imagestream_tags(r), tag)
     is_save(p, r, 'MODIFIED', {is_gone(tag)}, maxlen)
 end
 
@@ -290,12 +289,12 @@ end
 -- no tag in a repository left with no manifest is deleted (one event)
 local function is_forget(p, n, d, empty, maxlen)
     local r = p .. '/' .. n
-    local key = is_key(r)
-    is_split(key)
-    if redis.call('EXISTS', key) == 0 then return end
+    local sk = key.imagestream(r)
+    is_split(r)
+    if redis.call('EXISTS', sk) == 0 then return end
     local changed = {}
-    if redis.call('HEXISTS', key .. ':images', d) == 1 then
-        local all = redis.call('HGETALL', key .. ':tags')
+    if redis.call('HEXISTS', key.imagestream_images(r), d) == 1 then
+        local all = redis.call('HGETALL', key.imagestream_tags(r))
         for i = 1, #all, 2 do
             if string.find(all[i + 1], d, 1, true) then
                 local items, kept = cjson.decode(all[i + 1]).items, {}
@@ -303,19 +302,19 @@ local function is_forget(p, n, d, empty, maxlen)
                     if x.image ~= d then kept[#kept + 1] = x end
                 end
                 if items[1].image == d then
-                    for _, x in ipairs(kept) do is_unref(key, x.image) end
-                    redis.call('HDEL', key .. ':tags', all[i])
+                    for _, x in ipairs(kept) do is_unref(r, x.image) end
+                    redis.call('HDEL', key.imagestream_tags(r), all[i])
                     kept = nil
                 end
                 changed[#changed + 1] = {all[i], kept}
             end
         end
-        redis.call('HDEL', key .. ':images', d)
+        redis.call('HDEL', key.imagestream_images(r), d)
     end
-    if empty and redis.call('HLEN', key .. ':tags') == 0 then
-        local m = is_meta(key)
-        redis.call('DEL', key, key .. ':tags', key .. ':images')
-        redis.call('ZREM', 'project:' .. p .. ':imagestreams', n)
+    if empty and redis.call('HLEN', key.imagestream_tags(r)) == 0 then
+        local m = is_meta(sk)
+        redis.call('DEL', sk, key.imagestream_tags(r), key.imagestream_images(r))
+        redis.call('ZREM', key.project_imagestreams(p), n)
         is_save(p, r, 'DELETED', {}, maxlen, m)
         return
     end
@@ -334,17 +333,17 @@ end
 -- index's manifests learn their parent (image:C:parents): prune keeps
 -- the Image of a manifest whose index it keeps.
 local function image_put(r, d, obj)
-    redis.call('SADD', 'image:' .. d .. ':repos', r)
-    if obj == '' or redis.call('HEXISTS', 'image:' .. d, 'object') == 1 then
+    redis.call('SADD', key.image_repos(d), r)
+    if obj == '' or redis.call('HEXISTS', key.image(d), 'object') == 1 then
         return
     end
-    local rv = redis.call('GET', 'imagestreams:rv') or '0'
+    local rv = redis.call('GET', key.imagestreams_rv()) or '0'
     obj = string.gsub(obj, '"resourceVersion":""', '"resourceVersion":"' .. rv .. '"', 1)
-    redis.call('HSET', 'image:' .. d, 'object', obj)
-    redis.call('ZADD', 'images', 0, d)
+    redis.call('HSET', key.image(d), 'object', obj)
+    redis.call('ZADD', key.images(), 0, d)
     if string.find(obj, '"dockerImageManifests":', 1, true) then
         for _, c in ipairs(cjson.decode(obj).dockerImageManifests or {}) do
-            redis.call('SADD', 'image:' .. c.digest .. ':parents', d)
+            redis.call('SADD', key.image_parents(c.digest), d)
         end
     end
 end
@@ -506,12 +505,12 @@ end
 --  the images the history of stream R names (kept by gc --untagged:
 --  pruning decides about them)
 local function is_history(r)
-    local k = is_key(r)
-    if redis.call('TYPE', k).ok ~= 'string' then
-        return redis.call('HKEYS', k .. ':images')
+    local sk = key.imagestream(r)
+    if redis.call('TYPE', sk).ok ~= 'string' then
+        return redis.call('HKEYS', key.imagestream_images(r))
     end
     local out = {}
-    for _, t in ipairs(cjson.decode(redis.call('GET', k)).status.tags or {}) do
+    for _, t in ipairs(cjson.decode(redis.call('GET', sk)).status.tags or {}) do
         for _, i in ipairs(t.items or {}) do out[#out + 1] = i.image end
     end
     return out

@@ -12,13 +12,13 @@
 -- resourceVersion, the budget in bytes.
 local p = ARGV[1]
 local from, budget = tonumber(ARGV[2]), tonumber(ARGV[3])
-local now = tonumber(redis.call('GET', 'imagestreams:rv') or '0')
-local first = redis.call('XRANGE', 'imagestreams:log', '-', '+', 'COUNT', 1)[1]
+local now = tonumber(redis.call('GET', key.imagestreams_rv()) or '0')
+local first = redis.call('XRANGE', key.imagestreams_log(), '-', '+', 'COUNT', 1)[1]
 first = first and tonumber(string.match(first[1], '^%d+')) or now + 1
 if from + 1 < first and from < now then return 'gone' end
 local out, bytes, start = {tostring(now), '0'}, 0, (from + 1) .. '-0'
 while true do
-    local batch = redis.call('XRANGE', 'imagestreams:log', start, '+', 'COUNT', 64)
+    local batch = redis.call('XRANGE', key.imagestreams_log(), start, '+', 'COUNT', 64)
     for _, e in ipairs(batch) do
         local id = string.match(e[1], '^%d+')
         if bytes >= budget then
