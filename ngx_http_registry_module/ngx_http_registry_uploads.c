@@ -57,6 +57,8 @@ static ngx_int_t ngx_http_registry_upload_read(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_committed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_upload_where(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_upload_status(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t status);
 
@@ -884,6 +886,46 @@ static ngx_int_t
 ngx_http_registry_upload_status(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, ngx_uint_t status)
 {
+    if (ngx_http_registry_upload_where(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_send(r, status, NULL, NULL, 0);
+}
+
+
+/* 416, with where the session is, so the client can go on from there */
+
+ngx_int_t
+ngx_http_registry_upload_range_error(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    if (ngx_http_registry_upload_where(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_registry_error(r, NGX_HTTP_RANGE_NOT_SATISFIABLE,
+                                   "BLOB_UPLOAD_INVALID",
+                                   "chunk does not start where the upload "
+                                   "ends");
+}
+
+
+ngx_int_t
+ngx_http_registry_upload_unknown(ngx_http_request_t *r)
+{
+    return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
+                                   "BLOB_UPLOAD_UNKNOWN",
+                                   "blob upload unknown to registry");
+}
+
+
+/* Location, Range and Docker-Upload-UUID: the session, and its bytes */
+
+static ngx_int_t
+ngx_http_registry_upload_where(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
     ngx_str_t                    location, range;
     ngx_http_registry_upload_t  *up;
 
@@ -903,42 +945,5 @@ ngx_http_registry_upload_status(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_http_registry_send(r, status, NULL, NULL, 0);
-}
-
-
-ngx_int_t
-ngx_http_registry_upload_range_error(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
-    ngx_str_t                    location, range;
-    ngx_http_registry_upload_t  *up;
-
-    up = ctx->data;
-
-    if (ngx_http_registry_keyf(r->pool, &location, "/v2/%V/blobs/uploads/%V",
-                               &ctx->repo, &up->id)
-        != NGX_OK
-        || ngx_http_registry_keyf(r->pool, &range, "0-%O",
-                                  up->offset ? up->offset - 1 : 0)
-           != NGX_OK
-        || ngx_http_registry_add_header(r, "Location", &location) != NGX_OK
-        || ngx_http_registry_add_header(r, "Range", &range) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_registry_error(r, NGX_HTTP_RANGE_NOT_SATISFIABLE,
-                                   "BLOB_UPLOAD_INVALID",
-                                   "chunk does not start where the upload "
-                                   "ends");
-}
-
-
-ngx_int_t
-ngx_http_registry_upload_unknown(ngx_http_request_t *r)
-{
-    return ngx_http_registry_error(r, NGX_HTTP_NOT_FOUND,
-                                   "BLOB_UPLOAD_UNKNOWN",
-                                   "blob upload unknown to registry");
+    return NGX_OK;
 }
