@@ -281,6 +281,8 @@ ngx_chain_t *ngx_http_registry_memory_chain(ngx_pool_t *pool, ngx_str_t *s);
  */
 ngx_int_t ngx_http_registry_add_header(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
+ngx_int_t ngx_http_registry_accepted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 ngx_int_t ngx_http_registry_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *content_type, u_char *data, size_t len);
 ngx_int_t ngx_http_registry_send_json(ngx_http_request_t *r,

@@ -30,6 +30,8 @@ static ngx_int_t ngx_http_registry_blob_sent(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_blob_deleted(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_blob_unlinked(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 
 
 static ngx_str_t  ngx_http_registry_octet_stream =
@@ -403,14 +405,25 @@ ngx_http_registry_blob_deleted(ngx_http_request_t *r,
                                        "blob unknown to registry");
     }
 
+    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_DELETE, -1);
+
+    /* a delete is a write: it waits for replicas as a push does */
+
+    return ngx_http_registry_redis_durable(r,
+                                           ngx_http_registry_blob_unlinked);
+}
+
+
+static ngx_int_t
+ngx_http_registry_blob_unlinked(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
     if (ngx_http_registry_add_header(r, "Docker-Content-Digest",
                                      &ctx->digest)
         != NGX_OK)
     {
         return NGX_ERROR;
     }
-
-    ngx_http_registry_event_blob(r, ctx, NGX_HTTP_REGISTRY_EVENT_DELETE, -1);
 
     return ngx_http_registry_send(r, NGX_HTTP_ACCEPTED, NULL, NULL, 0);
 }

@@ -295,7 +295,9 @@ ngx_http_registry_manifest_deleted(ngx_http_request_t *r,
 
     ngx_http_registry_event(r, ctx, &ev);
 
-    return ngx_http_registry_send(r, NGX_HTTP_ACCEPTED, NULL, NULL, 0);
+    /* a delete is a write: it waits for replicas as a push does */
+
+    return ngx_http_registry_redis_durable(r, ngx_http_registry_accepted);
 }
 
 

@@ -33,6 +33,16 @@ ngx_http_registry_add_header(ngx_http_request_t *r, const char *name,
 }
 
 
+/* 202 without a body; a step, so that it may follow a WAIT */
+
+ngx_int_t
+ngx_http_registry_accepted(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx)
+{
+    return ngx_http_registry_send(r, NGX_HTTP_ACCEPTED, NULL, NULL, 0);
+}
+
+
 /* sends a whole response held in memory; returns what finalize wants */
 
 ngx_int_t

@@ -53,6 +53,11 @@ fadmin('policy', 'add-role-to-user', 'registry-viewer', 'faviewer', '-n', 'fproj
 fadmin('policy', 'add-role-to-user', 'registry-viewer', 'fatwo', '-n', 'fproj');
 fadmin('policy', 'add-role-to-user', 'registry-viewer', 'fatwo', '-n', 'fproj-x');
 fadmin('policy', 'add-cluster-role-to-user', 'system:registry', 'fareg');
+my $rb = fadmin('get', 'rolebindings', '-n', 'fproj');
+ok $rb =~ /registry-viewer\s+faviewer/ && $rb =~ /registry-viewer\s+fatwo/
+    && $rb !~ /fareg/, 'get rolebindings -n fproj: the two viewers' or diag $rb;
+like fadmin('get', 'clusterrolebindings'), qr/system:registry\s+fareg/,
+    'get clusterrolebindings: fareg';
 
 # "fproj-x/y" sorts before "fproj/a" ('-' < '/'): the pages of a user of
 # both projects must still come in the catalog's order

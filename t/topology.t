@@ -13,7 +13,8 @@
 #      master;
 #   2. a sentinel killed (the one each worker of the first nginx asks
 #      first); the killed Redis back as a replica, registry_redis_wait
-#      on: the new master killed too; while no replica can acknowledge, pushes get 503;
+#      on: the new master killed too; while no replica can acknowledge, pushes
+#      (and deletes) get 503;
 #      once one is back they succeed again, and every push that was
 #      acknowledged is pullable from both nginx (digests compared).
 #
@@ -522,6 +523,12 @@ is scalar(grep { $_->{ack} } @alone), 0,
     'no replica: no push acknowledged (' . scalar(@alone) . ' tried)';
 is scalar(grep { $_->{status} eq '503' && $_->{body} =~ /"code":"UNAVAILABLE"/ } @alone),
     scalar(@alone), '... each got 503 UNAVAILABLE';
+# a delete is a write too: not acknowledged without a replica (it may
+# have happened on the master: that image is no longer checked below)
+my $undone = shift @acked;
+my ($dcode, $dbody) = curl($ngx[0]{port}, 'DELETE', "/v2/$repo/manifests/$undone->{tag}");
+is $dcode . ($dbody =~ /"code":"UNAVAILABLE"/ ? ' UNAVAILABLE' : " $dbody"), '503 UNAVAILABLE',
+    'no replica: a tag DELETE gets 503 UNAVAILABLE';
 $sw = failover_at($file);
 is $sw->[1], $redis{a}, 'the new master is the replica';
 diag sprintf 'failover 2: sentinels switched %.2f s after the kill', $sw->[0] - $t_kill;

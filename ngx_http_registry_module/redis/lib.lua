@@ -50,6 +50,20 @@ function key.project(p) return 'auth:project:' .. p end
 function key.members(p) return 'auth:rb:' .. p end
 function key.roles(p, u) return 'auth:rb:' .. p .. ':' .. u end
 
+--  {"ok", "ROLE\tUSER" of each binding, sorted}: the users of the set
+--  users, each with the roles in the set roles(u)
+local function role_rows(users, roles)
+    local out = {}
+    for _, u in ipairs(redis.call('SMEMBERS', users)) do
+        for _, r in ipairs(redis.call('SMEMBERS', roles(u))) do
+            out[#out + 1] = r .. '\t' .. u
+        end
+    end
+    table.sort(out)
+    table.insert(out, 1, 'ok')
+    return out
+end
+
 -- An upload session's claim, the field busy: "<token> <deadline>" of the
 -- request writing its parts.
 
