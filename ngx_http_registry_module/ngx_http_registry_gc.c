@@ -64,6 +64,8 @@ static ngx_int_t ngx_http_registry_gc_leased(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_gc_indexed(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
+static ngx_int_t ngx_http_registry_gc_lost(ngx_http_request_t *r,
+    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_gc_pace(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
 static void ngx_http_registry_gc_rested(ngx_event_t *ev);
@@ -437,6 +439,26 @@ ngx_http_registry_gc_leased(ngx_http_request_t *r,
 }
 
 
+/* a function said "lost": another collector holds the lease now */
+
+static ngx_int_t
+ngx_http_registry_gc_lost(ngx_http_request_t *r, ngx_http_registry_ctx_t *ctx)
+{
+    ngx_http_registry_gc_t  *gc;
+
+    gc = ctx->data;
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "registry: gc lost its lease, it stops");
+
+    gc->lost = 1;
+    gc->held = 0;
+    gc->phase = NGX_HTTP_REGISTRY_GC_DONE;
+
+    return ngx_http_registry_gc_run(r, ctx);
+}
+
+
 /* a part of the index made, or all of it (then the next phase) */
 
 static ngx_int_t
@@ -449,12 +471,11 @@ ngx_http_registry_gc_indexed(ngx_http_request_t *r,
     gc = ctx->data;
     rp = ctx->reply;
 
-    if (rp == NULL || rp->type != REDIS_REPLY_INTEGER) {
-        if (rp && rp->type == REDIS_REPLY_STRING) {
-            /* "lost": as in a batch */
-            return ngx_http_registry_gc_batch(r, ctx);
-        }
+    if (rp && rp->type == REDIS_REPLY_STRING) {
+        return ngx_http_registry_gc_lost(r, ctx);
+    }
 
+    if (rp == NULL || rp->type != REDIS_REPLY_INTEGER) {
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
@@ -493,13 +514,7 @@ ngx_http_registry_gc_batch(ngx_http_request_t *r,
     }
 
     if (rp->type == REDIS_REPLY_STRING) {
-        /* "lost": another collector holds the lease now */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "registry: gc lost its lease, it stops");
-        gc->lost = 1;
-        gc->held = 0;
-        gc->phase = NGX_HTTP_REGISTRY_GC_DONE;
-        return ngx_http_registry_gc_run(r, ctx);
+        return ngx_http_registry_gc_lost(r, ctx);
     }
 
     if (rp->type != REDIS_REPLY_ARRAY) {
