@@ -998,8 +998,6 @@ ngx_int_t ngx_http_registry_s3_xml_value(ngx_pool_t *pool, ngx_str_t *xml,
 ngx_int_t ngx_http_registry_quota_upload(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx, off_t stored,
     ngx_http_registry_step_pt next);
-ngx_int_t ngx_http_registry_quota_manifest(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next);
 ngx_int_t ngx_http_registry_quota_denied(ngx_http_request_t *r,
     redisReply *rp);
 

@@ -15,8 +15,6 @@
 
 static ngx_int_t ngx_http_registry_manifest_put_body(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
-static ngx_int_t ngx_http_registry_manifest_prepare(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx);
 static ngx_int_t ngx_http_registry_manifest_parse(ngx_http_request_t *r,
     ngx_http_registry_manifest_t *m, const char **error);
 static const char *ngx_http_registry_manifest_type(ngx_http_request_t *r,
@@ -142,16 +140,6 @@ ngx_http_registry_manifest_put_body(ngx_http_request_t *r,
                                        "match the digest in the URL");
     }
 
-    /* the project's quotas first (quota.c) */
-    return ngx_http_registry_quota_manifest(r, ctx,
-                                       ngx_http_registry_manifest_prepare);
-}
-
-
-static ngx_int_t
-ngx_http_registry_manifest_prepare(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx)
-{
     return ngx_http_registry_image_prepare(r, ctx,
                                            ngx_http_registry_manifest_store);
 }
@@ -597,7 +585,7 @@ ngx_http_registry_manifest_stored(ngx_http_request_t *r,
     }
 
     if (rp->type == REDIS_REPLY_STATUS) {
-        /* a quota, exceeded by a concurrent push since quota_manifest */
+        /* the message of a quota the push would exceed */
         return ngx_http_registry_quota_denied(r, rp);
     }
 

@@ -7,10 +7,9 @@
  * exceed it, atomically (upload_finish.lua), and removes its bytes.  The
  * checks here come earlier, before bytes are stored: a POST (its
  * Content-Length, for a monolithic push), a PATCH or PUT (the session's
- * bytes and its Content-Length), and a manifest PUT before its Image is
- * made (the image's size, and a new image stream; manifest_put.lua checks
- * again as it stores).  A refusal is 403 DENIED with a message naming
- * the quota.
+ * bytes and its Content-Length).  A manifest is checked by the step that
+ * stores it (manifest_put.lua: the image's size, and a new image
+ * stream).  A refusal is 403 DENIED with a message naming the quota.
  */
 
 
@@ -61,36 +60,6 @@ ngx_http_registry_quota_upload(ngx_http_request_t *r,
 
     return ngx_http_registry_run(r, ngx_http_registry_quota_checked,
                                  "quota_check", 0, args, 3);
-}
-
-
-/* the manifest in ctx->data: its image's size, and its image stream */
-
-ngx_int_t
-ngx_http_registry_quota_manifest(ngx_http_request_t *r,
-    ngx_http_registry_ctx_t *ctx, ngx_http_registry_step_pt next)
-{
-    ngx_str_t                      args[3];
-    ngx_http_registry_manifest_t  *m;
-
-    m = ctx->data;
-
-    args[0] = ctx->repo;
-    args[1] = m->tag;
-
-    /* an index adds no bytes of its own */
-
-    if (ngx_http_registry_keyf(r->pool, &args[2], "%O",
-                               m->type->index ? 0 : m->size)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ctx->after = next;
-
-    return ngx_http_registry_run(r, ngx_http_registry_quota_checked,
-                                 "quota_manifest", 0, args, 3);
 }
 
 

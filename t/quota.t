@@ -176,7 +176,7 @@ is push_image($ngx, 'qt/s1', 'fat', $fat)->{status}, 201, '... then the same ima
 like $out, qr{openshift\.io/imagestreams\s+1\s+1}, 'quota get: 1 of 1 image stream';
 
 # two pushes of new image streams that fit one at a time but not
-# together: both pass quota_manifest, the step that stores checks again
+# together: the step that stores a manifest checks, atomically
 {
     ($rc, $out) = quota('set', 'qt', '--imagestreams=2');
     my %img = map { $_ => image(layers => [random_bytes(2 * $KiB)]) } qw(c1 c2);

@@ -1,7 +1,7 @@
 -- PUT of a manifest (manifest_put.c): stored with its tag, its Image and
 -- its image stream in one step (is_push, imagestreams.c), so that the
 -- stream's tags and the tags list never disagree, and the quotas are
--- checked in the same step (quota_manifest checked them before too).
+-- checked in the same step, so that concurrent pushes cannot both pass.
 -- KEYS: none (repo:R:*, image:D, blob:D, refs:D, repos, the stream's
 -- keys, quota:P).
 -- ARGV: repository, digest, tag or "", body, type, the body's size,
