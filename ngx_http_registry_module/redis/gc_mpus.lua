@@ -1,10 +1,11 @@
 -- Multipart uploads S3 lists under data/ (gc.c) that nothing in Redis
--- accounts for: left by a worker killed, or S3 lost, between creating
--- one and recording it in its session.  One is left while its session
--- lives (it may be recorded any moment), while its key is pending from
--- within the age (a monolithic push over 5 GiB), or when it is younger
--- than a minute.  The listing's markers are kept (gc:mpus), so that the
--- next collection reads the next page.
+-- accounts for: left by a worker killed, S3 lost, or Redis lost with the
+-- record unanswered, between creating one and recording it in its
+-- session.  One is left while its session lives (it may be recorded any
+-- moment), while its key is pending from within the age (a monolithic
+-- push over 5 GiB), or when it is younger than a minute.  The listing's
+-- markers are kept (gc:mpus), so that the next collection reads the
+-- next page.
 -- KEYS: none (gc:mpus, upload:ID, objects:pending).
 -- ARGV: lease token ("" for a dry run), age (seconds: as for orphans),
 -- the listing's next key and upload id markers ("" when it ended), then
