@@ -58,6 +58,8 @@ typedef struct {
     ngx_str_t                   redis_master;  /* Sentinel: its name */
     ngx_array_t                *redis_addrs;   /* the server, or the
                                                   sentinels (..._addr_t) */
+    ngx_shm_zone_t             *redis_known;   /* Sentinel: the master
+                                                  named last */
     ngx_msec_t                  redis_timeout;
     ngx_str_t                   redis_password; /* empty: no AUTH */
     ngx_uint_t                  redis_wait;    /* replicas; 0: no WAIT */
@@ -810,12 +812,15 @@ void ngx_http_registry_redis_close(ngx_http_registry_redis_conn_t *conn);
 /*
  * Redis Sentinel (redis_sentinel.c): the master the connections go to
  * when "registry_redis" names sentinels, and a subscription to each of
- * them that tells of failovers.  ngx_http_registry_redis_master()
- * returns it, or NULL when none is known yet (the sentinels are asked,
- * conn->on_master runs once one is); ..._sentinel_check() asks again
- * when conn was lost; ..._sentinel_watch() has conn dropped when the
- * master moves.
+ * them that tells of failovers; ..._sentinel_conf() adds the shared
+ * memory that keeps the master named last, for the workers started
+ * later.  ngx_http_registry_redis_master() returns it, or NULL when none
+ * is known yet (the sentinels are asked, conn->on_master runs once one
+ * is); ..._sentinel_check() asks again when conn was lost;
+ * ..._sentinel_watch() has conn dropped when the master moves.
  */
+char *ngx_http_registry_redis_sentinel_conf(ngx_conf_t *cf,
+    ngx_http_registry_main_conf_t *mcf);
 ngx_int_t ngx_http_registry_redis_sentinel_init(
     ngx_http_registry_main_conf_t *mcf, ngx_cycle_t *cycle);
 void ngx_http_registry_redis_sentinel_exit(void);

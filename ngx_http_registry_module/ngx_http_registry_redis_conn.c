@@ -134,6 +134,10 @@ ngx_http_registry_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
+    if (mcf->redis_master.len) {
+        return ngx_http_registry_redis_sentinel_conf(cf, mcf);
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -17,6 +17,10 @@
  * to the old one and lets the waiting ones open (on_master).  The master
  * must be named by its IP address: a host name would need a blocking
  * lookup.
+ *
+ * The master named last is also kept in shared memory: a worker started
+ * later (a reload, a respawn) goes to it at once and asks a sentinel to
+ * confirm, instead of refusing its first requests until one answers.
  */
 
 
@@ -44,6 +48,14 @@ typedef struct {
 } ngx_http_registry_redis_listener_t;
 
 
+/* in shared memory: the master named last to any worker */
+
+typedef struct {
+    u_char                           host[NGX_INET6_ADDRSTRLEN + 1];
+    int                              port;      /* 0: none named yet */
+} ngx_http_registry_redis_known_t;
+
+
 typedef struct {
     ngx_str_t                        master;    /* its name */
     ngx_http_registry_redis_addr_t  *sentinels;
@@ -61,6 +73,8 @@ typedef struct {
     ngx_http_registry_redis_conn_t  *users[NGX_HTTP_REGISTRY_SENTINEL_USERS];
     ngx_uint_t                       nusers;
 
+    ngx_shm_zone_t                  *known;     /* ..._known_t */
+
     ngx_event_t                      retry;     /* asks again */
     ngx_event_t                      moved;     /* tells the users */
     ngx_msec_t                       backoff;
@@ -70,6 +84,9 @@ typedef struct {
 } ngx_http_registry_redis_sentinel_t;
 
 
+static ngx_int_t ngx_http_registry_redis_known_init(ngx_shm_zone_t *zone,
+    void *data);
+static void ngx_http_registry_redis_known(ngx_uint_t set);
 static void ngx_http_registry_redis_ask(void);
 static void ngx_http_registry_redis_listen(
     ngx_http_registry_redis_listener_t *l);
@@ -93,6 +110,62 @@ static void ngx_http_registry_redis_moved_handler(ngx_event_t *ev);
 
 
 static ngx_http_registry_redis_sentinel_t  ngx_http_registry_redis_sentinel;
+
+static ngx_str_t  ngx_http_registry_redis_known_name =
+    ngx_string("registry_redis_sentinel");
+
+
+/* from the "registry_redis sentinel=" directive */
+
+char *
+ngx_http_registry_redis_sentinel_conf(ngx_conf_t *cf,
+    ngx_http_registry_main_conf_t *mcf)
+{
+    ngx_shm_zone_t  *zone;
+
+    zone = ngx_shared_memory_add(cf, &ngx_http_registry_redis_known_name,
+                                 8 * ngx_pagesize, &ngx_http_registry_module);
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->init = ngx_http_registry_redis_known_init;
+    mcf->redis_known = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_registry_redis_known_init(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_slab_pool_t                  *shpool;
+    ngx_http_registry_redis_known_t  *known;
+
+    /* a reload: the master named before is still the best guess */
+
+    if (data) {
+        zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    if (zone->shm.exists) {
+        zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    known = ngx_slab_calloc(shpool, sizeof(ngx_http_registry_redis_known_t));
+    if (known == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = known;
+    zone->data = known;
+
+    return NGX_OK;
+}
 
 
 /* from ngx_http_registry_redis_configure(), at worker start */
@@ -130,6 +203,9 @@ ngx_http_registry_redis_sentinel_init(ngx_http_registry_main_conf_t *mcf,
     st->moved.handler = ngx_http_registry_redis_moved_handler;
     st->moved.log = cycle->log;
 
+    st->known = mcf->redis_known;
+    ngx_http_registry_redis_known(0);
+
     st->listeners = ngx_pcalloc(cycle->pool, st->nsentinels
                                 * sizeof(ngx_http_registry_redis_listener_t));
     if (st->listeners == NULL) {
@@ -152,6 +228,17 @@ ngx_http_registry_redis_sentinel_init(ngx_http_registry_main_conf_t *mcf,
         l->retry.cancelable = 1;
 
         ngx_http_registry_redis_listen(l);
+    }
+
+    /* the master named before: confirmed (or corrected) at once */
+
+    if (st->gen) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "registry redis \"%V\": master %s:%d as named last, "
+                      "asking a sentinel", &st->master, st->host,
+                      st->addr.port);
+
+        ngx_http_registry_redis_ask();
     }
 
     return NGX_OK;
@@ -516,6 +603,8 @@ ngx_http_registry_redis_master_is(u_char *host, size_t len, u_char *port,
         ngx_memcpy(st->host, text, len + 1);
         st->addr.port = (int) n;
         st->gen++;
+
+        ngx_http_registry_redis_known(1);
     }
 
     /* even the same one: a connection waiting for it may go now */
@@ -533,6 +622,43 @@ invalid:
                   "not an IP address and a port (Sentinel's "
                   "announce-hostnames and resolve-hostnames must be no)",
                   &st->master, who, len, host, plen, port);
+}
+
+
+/*
+ * The master in shared memory: set there (set), or, at worker start,
+ * taken from there.
+ */
+
+static void
+ngx_http_registry_redis_known(ngx_uint_t set)
+{
+    ngx_slab_pool_t                     *shpool;
+    ngx_http_registry_redis_known_t     *known;
+    ngx_http_registry_redis_sentinel_t  *st;
+
+    st = &ngx_http_registry_redis_sentinel;
+
+    if (st->known == NULL) {
+        return;
+    }
+
+    shpool = (ngx_slab_pool_t *) st->known->shm.addr;
+    known = st->known->data;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    if (set) {
+        ngx_memcpy(known->host, st->host, sizeof(known->host));
+        known->port = st->addr.port;
+
+    } else if (known->port) {
+        ngx_memcpy(st->host, known->host, sizeof(st->host));
+        st->addr.port = known->port;
+        st->gen = 1;
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
 }
 
 

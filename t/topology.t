@@ -16,7 +16,9 @@
 #      on: the new master killed too; while no replica can acknowledge, pushes
 #      (and deletes) get 503;
 #      once one is back they succeed again, and every push that was
-#      acknowledged is pullable from both nginx (digests compared).
+#      acknowledged is pullable from both nginx (digests compared);
+#   3. a reload while the sentinels are stalled: the new workers push
+#      at once, through the master named last.
 #
 # Everything but the RGW is started here, under t/servroot-topology,
 # with a password (Redis, replication and sentinels), and stopped at the
@@ -551,6 +553,24 @@ for my $n (@ngx) {
         . ' acknowledged pushes pullable, digests equal'
         or diag explain [map { "$_->{tag}: " . pulled($n->{port}, $_) } @missing];
 }
+
+# --- 3. workers started while no sentinel answers -----------------------------
+
+# A reload (or a respawn) while the sentinels are stalled (SIGSTOP): the
+# new workers go to the master named last (kept in shared memory) at
+# once, instead of answering 503 until a sentinel does.  Last in this
+# file: stalled for a second or more, a sentinel may go into TILT mode
+# and sit out failovers for 30 s.
+my @stalled = grep { defined } map { pid_of("sentinel$_") } 0 .. 2;
+my $from = $ngx[0]->log_size;
+kill 'STOP', @stalled;
+$ngx[0]->reload(conf(1));
+my $p = push_one($ngx[0]{port});
+kill 'CONT', @stalled;
+ok $p->{ack}, 'a reload while no sentinel answers: the new workers push at once'
+    or diag "$p->{status} $p->{body}";
+like join("\n", $ngx[0]->log_lines($from)), qr/master 127\.0\.0\.1:$redis{a} as named last/,
+    '... through the master named last';
 
 unlike $ngx[0]->error_log . $ngx[1]->error_log, qr/\[(alert|crit|emerg)\]/,
     'no alert in the error logs';
