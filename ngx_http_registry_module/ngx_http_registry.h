@@ -1094,6 +1094,8 @@ typedef struct {
     unsigned                        untagged:1;
     unsigned                        more:1;
     unsigned                        partial:1;  /* a dry run cut short */
+    unsigned                        unindexed:1; /* a dry run: older data
+                                                    not indexed yet */
     unsigned                        s3_down:1;
     unsigned                        lost:1;
     unsigned                        held:1;     /* the lease */

@@ -479,7 +479,8 @@ ngx_http_registry_gc_indexed(ngx_http_request_t *r,
         return ngx_http_registry_redis_failed(r, ctx);
     }
 
-    if (rp->integer == 1) {
+    if (rp->integer == 1 || rp->integer == 2) {
+        gc->unindexed = (rp->integer == 2);
         gc->phase++;
 
     } else {
@@ -899,7 +900,7 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
     }
 
     json = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:b,"
-                     "s:I,s:I,s:I,s:O}",
+                     "s:b,s:I,s:I,s:I,s:O}",
                      "dry_run", (int) gc->dry,
                      "manifests", (json_int_t) st->manifests,
                      "blobs", (json_int_t) st->blobs,
@@ -911,6 +912,7 @@ ngx_http_registry_gc_answer(ngx_http_request_t *r,
                      "more", (int) gc->more,
                      "partial", (int) gc->partial,
                      "lease_lost", (int) gc->lost,
+                     "indexed", (int) !gc->unindexed,
                      "duty", (json_int_t) gc->duty,
                      "worked_ms", (json_int_t) gc->worked,
                      "rested_ms", (json_int_t) gc->rested,

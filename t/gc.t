@@ -246,12 +246,18 @@ sub gc_metric {
         'the link of a layer the (old) manifest names, deleted';
     my $g = gc($A, grace => 0, dry_run => 1);
     is rcli('EXISTS', 'gc:index'), 0, 'a dry run does not index';
+    is $g->{indexed}, JSON::PP::false, '... and says so ("indexed": false)';
+    my ($rc, $out) = gc_cmd($A, '--dry-run', '--grace=0s');
+    like $out, qr/not indexed yet/, '... as scripts/registry gc --dry-run does' or diag $out;
     $g = gc($A, grace => 0);
     ok rcli('HGET', 'gc:index', 'done'), 'the first collection indexed the old data' or diag explain $g;
     is rcli('SISMEMBER', "refs:$L", "gct/old\@$img->{digest}"), 1, '... refs:D of the layer again';
     is rcli('EXISTS', "blob:$L") . head_key($lkey), '1200', '... so the layer the manifest names stays';
     ok((grep { $_ eq $J } @{ named($g, 'blob') }), '... and the blob unused before the collector went');
     is $A->request('GET', "/v2/gct/old/manifests/v1")->{status}, 200, 'gct/old:v1 reads back';
+    is gc($A, grace => 0, dry_run => 1)->{indexed}, JSON::PP::true, 'a dry run after it: "indexed": true';
+    ($rc, $out) = gc_cmd($A, '--dry-run', '--grace=0s');
+    unlike $out, qr/not indexed yet/, '... and scripts/registry gc --dry-run says nothing of it';
 }
 
 # --- 2. manifests keep their blobs; gc --untagged ------------------------

@@ -6,14 +6,16 @@
 -- repositories or blobs; gc:index keeps where it is, and "done".
 -- KEYS: none (gc:index, repos, repo:R:manifests, image:D, refs:D, blobs,
 -- blob:D and its links, gc:blobs).
--- ARGV: lease token ("" for a dry run: it changes nothing, and reads
--- past), how many repositories, how many blobs.
--- Returns "lost", or 1 once the index is complete, else 0.
+-- ARGV: lease token ("" for a dry run: it changes nothing), how many
+-- repositories, how many blobs.
+-- Returns "lost", or 1 once the index is complete, 2 to a dry run before
+-- it is (what it lists may differ from what a collection takes), else 0.
 local token, repos, blobs = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 
 if not gc_hold(token) then return 'lost' end
 local at = redis.call('HMGET', key.gc_index(), 'done', 'repo', 'blob')
-if at[1] or token == '' then return 1 end
+if at[1] then return 1 end
+if token == '' then return 2 end
 
 if not at[3] then
     local rs = redis.call('ZRANGEBYLEX', key.repos(),

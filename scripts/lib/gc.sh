@@ -119,11 +119,12 @@ gc_print() {
         print "#duty ", ($j->{duty} || 0), "\n";
         print "#dry ", ($j->{dry_run} ? 1 : 0), "\n";
         print "#partial ", ($j->{partial} ? 1 : 0), "\n";
+        print "#unindexed ", (defined $j->{indexed} && !$j->{indexed} ? 1 : 0), "\n";
         print "#more ", ($j->{more} ? 1 : 0), "\n";'
 }
 
 gc_total() {
-    local k v dry=0 partial=0 duty=0
+    local k v dry=0 partial=0 unindexed=0 duty=0
     declare -A n=([manifests]=0 [blobs]=0 [bytes]=0 [images]=0 [uploads]=0 [orphans]=0 [multipart]=0
                   [worked_ms]=0 [rested_ms]=0)
     while read -r k v; do
@@ -132,6 +133,7 @@ gc_total() {
         case $k in
             dry) dry=$v ;;
             partial) partial=$v ;;
+            unindexed) unindexed=$v ;;
             duty) duty=$v ;;
             more) ;;
             *) n[$k]=$(( ${n[$k]} + v )) ;;
@@ -147,6 +149,9 @@ gc_total() {
         "$(awk -v m="${n[rested_ms]}" 'BEGIN { print m / 1000 }')" "$duty"
     if [ "$partial" = 1 ]; then
         echo "(a dry run counts what one collection request would take: there is more)"
+    fi
+    if [ "$unindexed" = 1 ]; then
+        echo "(data older than the collector is not indexed yet: the next collection indexes it first, and may keep or remove more than listed)"
     fi
 }
 
