@@ -565,10 +565,10 @@ my @stalled = grep { defined } map { pid_of("sentinel$_") } 0 .. 2;
 my $from = $ngx[0]->log_size;
 kill 'STOP', @stalled;
 $ngx[0]->reload(conf(1));
-my $p = push_one($ngx[0]{port});
+my $reloaded = push_one($ngx[0]{port});
 kill 'CONT', @stalled;
-ok $p->{ack}, 'a reload while no sentinel answers: the new workers push at once'
-    or diag "$p->{status} $p->{body}";
+ok $reloaded->{ack}, 'a reload while no sentinel answers: the new workers push at once'
+    or diag "$reloaded->{status} $reloaded->{body}";
 like join("\n", $ngx[0]->log_lines($from)), qr/master 127\.0\.0\.1:$redis{a} as named last/,
     '... through the master named last';
 
