@@ -22,7 +22,7 @@
 #define NGX_HTTP_REGISTRY_GC_WAIT     600000   /* a collection's answer */
 #define NGX_HTTP_REGISTRY_GC_SOON     1000     /* after "more" */
 #define NGX_HTTP_REGISTRY_GC_FIRST    60       /* seconds, at most */
-#define NGX_HTTP_REGISTRY_GC_DUTY     20       /* percent of the time */
+#define NGX_HTTP_REGISTRY_GC_DUTY     10       /* percent of the time */
 
 
 typedef struct {

@@ -12,7 +12,7 @@
 #       (prune_seconds).
 #       --dry-run removes nothing and lists what would go.
 #       --duty=100% collects at full speed (default: registry_gc's duty,
-#       20%: the collector rests 4x as long as it works).
+#       10%: the collector rests 9x as long as it works).
 #   quota set PROJECT [--storage=SIZE] [--imagestreams=N] [--image-size=SIZE]
 #       SIZE as Kubernetes quantities (500Mi, 10Gi, 1G, 1.5Gi); "none"
 #       removes that limit. Recounts the project's storage.
