@@ -58,7 +58,7 @@
 
 
 static void ngx_http_registry_gc_cleanup(void *data);
-static ngx_int_t ngx_http_registry_gc_args(ngx_http_request_t *r,
+static const char *ngx_http_registry_gc_args(ngx_http_request_t *r,
     ngx_http_registry_gc_t *gc);
 static ngx_int_t ngx_http_registry_gc_leased(ngx_http_request_t *r,
     ngx_http_registry_ctx_t *ctx);
@@ -91,6 +91,7 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
 {
     u_char                          *p;
     ngx_int_t                        rc;
+    const char                      *why;
     ngx_pool_cleanup_t              *cln;
     ngx_http_registry_gc_t          *gc;
     ngx_http_registry_ctx_t         *ctx;
@@ -131,9 +132,12 @@ ngx_http_registry_gc_handler(ngx_http_request_t *r)
     cln->handler = ngx_http_registry_gc_cleanup;
     cln->data = gc;
 
-    rc = ngx_http_registry_gc_args(r, gc);
-    if (rc != NGX_OK) {
-        return rc;
+    /* a refused request collects nothing */
+
+    why = ngx_http_registry_gc_args(r, gc);
+    if (why != NULL) {
+        return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST, "UNSUPPORTED",
+                                       why);
     }
 
     /*
@@ -206,10 +210,11 @@ ngx_http_registry_gc_cleanup(void *data)
 
 /*
  * ?dry_run=1, ?untagged=1, ?grace=T, ?uploads_older_than=T (T: seconds,
- * or nginx's time syntax: 90m, 1h30m), ?duty=N (percent, 1 to 100)
+ * or nginx's time syntax: 90m, 1h30m), ?duty=N (percent, 1 to 100);
+ * NULL, or why the request is refused
  */
 
-static ngx_int_t
+static const char *
 ngx_http_registry_gc_args(ngx_http_request_t *r, ngx_http_registry_gc_t *gc)
 {
     time_t      t;
@@ -232,10 +237,7 @@ ngx_http_registry_gc_args(ngx_http_request_t *r, ngx_http_registry_gc_t *gc)
         t = ngx_parse_time(&v, 1);
 
         if (t == (time_t) NGX_ERROR) {
-            return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "UNSUPPORTED",
-                                           "a duration is seconds, or like "
-                                           "90m or 1h30m");
+            return "a duration is seconds, or like 90m or 1h30m";
         }
 
         if (i == 0) {
@@ -250,15 +252,13 @@ ngx_http_registry_gc_args(ngx_http_request_t *r, ngx_http_registry_gc_t *gc)
         n = ngx_atoi(v.data, v.len);
 
         if (n < 1 || n > 100) {
-            return ngx_http_registry_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "UNSUPPORTED",
-                                           "duty is a percentage, 1 to 100");
+            return "duty is a percentage, 1 to 100";
         }
 
         gc->duty = n;
     }
 
-    return NGX_OK;
+    return NULL;
 }
 
 

@@ -195,15 +195,25 @@ sub gc_metric {
         }
         return 1;
     };
+    # a refused request collects nothing, even with grace=0 in it
+    my $kept = random_bytes(100);
+    ok push_blob($A, 'gct/pace', $kept)->{status} == 201
+        && $A->request('DELETE', '/v2/gct/pace/blobs/' . d($kept))->{status} == 202,
+        'a blob pushed to gct/pace and deleted';
     for my $bad (0, 101, 'x') {
         my $g = gc($A, grace => 0, duty => $bad);
         is "$g->{status} " . ($g->{errors}[0]{code} // ''), '400 UNSUPPORTED', "?duty=$bad: 400";
     }
+    my $g = gc($A, grace => 'x');
+    is "$g->{status} " . ($g->{errors}[0]{code} // ''), '400 UNSUPPORTED', '?grace=x: 400';
+    sleep 0.5;
+    is rcli('EXISTS', 'blob:' . d($kept)), 1, '... and none of them collected the unused blob';
+    is rcli('EXISTS', 'gc:lease'), 0, '... nor holds the lease';
     ok $garbage->(250), '250 blobs pushed to gct/pace and deleted';
     my $t0 = time;
-    my $g = gc($A, grace => 0, duty => 10);
+    $g = gc($A, grace => 0, duty => 10);
     my $ms = (time - $t0) * 1000;
-    is "$g->{blobs} $g->{duty}", '250 10', 'a collection with ?duty=10 takes them';
+    is "$g->{blobs} $g->{duty}", '251 10', 'a collection with ?duty=10 takes them (and the one before)';
     ok $g->{worked_ms} > 0 && $g->{rested_ms} >= $g->{worked_ms},
         "... it rested more than it worked ($g->{rested_ms} ms, $g->{worked_ms} ms)";
     ok $ms >= $g->{rested_ms}, "... for real: the request took $ms ms";
